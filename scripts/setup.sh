@@ -1,0 +1,67 @@
+#!/bin/sh
+# perch set-up: installs what is missing (Debian 12), builds, then either
+# profiles the bundled demo program or runs the whole test suite.
+#
+#   scripts/setup.sh demo   build and profile the demo program
+#   scripts/setup.sh test   build and run every test (also under ASan+UBSan)
+#
+# Run as root (package installation and ptrace of the demo need it).
+set -eu
+
+mode=${1:-demo}
+root=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+# Build tools and the libraries perch links (see README "Dependencies").
+packages="gcc make cmake pkg-config binutils procps
+libunwind-dev libuv1-dev libsqlite3-dev libcmocka-dev libdw-dev libelf-dev
+libjson-c-dev"
+
+install_missing() {
+	missing=""
+	for p in $packages "$@"; do
+		if ! dpkg-query -W -f '${Status}' "$p" 2>/dev/null |
+			grep -q "install ok installed"; then
+			missing="$missing $p"
+		fi
+	done
+	if [ -n "$missing" ]; then
+		echo "perch setup: installing$missing"
+		if [ "$(id -u)" -ne 0 ]; then
+			echo "perch setup: run as root to install packages" >&2
+			exit 1
+		fi
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $missing
+	fi
+}
+
+build() {
+	dir=$1
+	shift
+	cmake -S "$root" -B "$dir" -DPERCH_WERROR=ON "$@" >/dev/null
+	cmake --build "$dir" -j "$jobs"
+}
+
+case "$mode" in
+demo)
+	install_missing
+	build "$root/build"
+	exec "$root/scripts/demo.sh" "$root/build"
+	;;
+test)
+	install_missing
+	build "$root/build"
+	(cd "$root/build" && ctest --output-on-failure --timeout 600 -j "$jobs")
+	# The same suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
+	build "$root/build-asan" -DPERCH_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+	(cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		ctest --output-on-failure --timeout 600 -j "$jobs")
+	;;
+*)
+	echo "usage: scripts/setup.sh demo|test" >&2
+	exit 2
+	;;
+esac
