@@ -1,0 +1,697 @@
+#include "target.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "addrspace.h"
+#include "procfs.h"
+#include "symbolizer.h"
+#include "tracer.h"
+#include "xalloc.h"
+
+#define DEFAULT_MAX_COPY (512u * 1024)
+#define MIN_COPY 4096u
+#define COPY_SLACK 1024u
+#define MAX_UNWIND 1024
+/* Re-read the maps now and then even when nothing looks stale. */
+#define MAPS_REFRESH_EVERY 128
+
+/* What perch remembers about one thread between samples. */
+struct tstate {
+	pid_t tid;
+	bool seen;		/* present in this sample's task list */
+	int fd_schedstat, fd_stat, fd_syscall;
+	bool have_last;
+	uint64_t last_run_ns;
+	char last_state;
+	uint64_t last_utime;
+	bool last_complete;
+	size_t copy_len;	/* adapted to the stack depth seen */
+	struct thread_snapshot snap;
+	struct perch_frame *frames;
+	size_t nframes, frames_cap;
+};
+
+struct target {
+	pid_t pid;
+	bool own_child;		/* the caller is the target's parent */
+	struct target_opts opts;
+	DIR *tasks;
+	struct addrspace aspace;
+	unsigned int unwound_generation;
+	struct unwinder *unwinder;
+	struct symbolizer *symbolizer;
+	struct tstate **threads;
+	size_t nthreads, threads_cap;
+	struct perch_thread *out;
+	size_t out_cap;
+	struct unwind_frame *ufr;
+	bool maps_stale;
+	uint64_t ticks;
+	struct target_stats stats;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *target_state_name(char state)
+{
+	switch (state) {
+	case 'R': return "running";
+	case 'S': return "sleeping";
+	case 'D': return "disk-wait";
+	case 'T': return "stopped";
+	case 't': return "traced";
+	case 'Z': return "zombie";
+	case 'X': return "dead";
+	case 'I': return "idle";
+	case 'P': return "parked";
+	default: return "unknown";
+	}
+}
+
+/* ---- opening ---------------------------------------------------------- */
+
+static int check_target(pid_t pid, bool *own_child, char **cause)
+{
+	char path[64], buf[4096], tracer_comm[64] = "?";
+	struct procfs_status st;
+	struct procfs_stat pst;
+	ssize_t n;
+	int fd;
+
+	if (pid <= 0) {
+		*cause = xasprintf("invalid pid %d", (int)pid);
+		return -EINVAL;
+	}
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || procfs_parse_status(buf, (size_t)n, &st) < 0) {
+		*cause = xasprintf("no such process: %d", (int)pid);
+		return -ESRCH;
+	}
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &pst) < 0) {
+		*cause = xasprintf("no such process: %d", (int)pid);
+		return -ESRCH;
+	}
+	*own_child = pst.ppid == getpid();
+	if (st.tgid != pid) {
+		*cause = xasprintf("%d is a thread of process %d; give the process id",
+				   (int)pid, (int)st.tgid);
+		return -EINVAL;
+	}
+	if (st.kthread || (pst.flags & PROCFS_PF_KTHREAD)) {
+		*cause = xasprintf("%d (%s) is a kernel thread: it has no user stack",
+				   (int)pid, st.name);
+		return -EINVAL;
+	}
+	if (pid == getpid()) {
+		*cause = xasprintf("%d is perch itself", (int)pid);
+		return -EINVAL;
+	}
+	if (pst.state == 'Z' || pst.state == 'X') {
+		*cause = xasprintf("process %d (%s) has exited", (int)pid, st.name);
+		return -ESRCH;
+	}
+	if (st.tracer_pid != 0) {
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)st.tracer_pid);
+		n = procfs_read_path(path, tracer_comm, sizeof tracer_comm);
+		if (n > 0 && tracer_comm[n - 1] == '\n')
+			tracer_comm[n - 1] = '\0';
+		*cause = xasprintf("process %d (%s) is already traced by %d (%s)",
+				   (int)pid, st.name, (int)st.tracer_pid,
+				   n > 0 ? tracer_comm : "?");
+		return -EBUSY;
+	}
+	/*
+	 * Opening /proc/PID/mem asks the kernel the same question as attaching
+	 * would (PTRACE_MODE_ATTACH, Yama included) without touching the target.
+	 */
+	snprintf(path, sizeof path, "/proc/%d/mem", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+
+		if (err == ENOENT || err == ESRCH) {
+			*cause = xasprintf("no such process: %d", (int)pid);
+			return -ESRCH;
+		}
+		*cause = xasprintf("not permitted to trace process %d (%s, uid %u): %s; "
+				   "run perch as root or as the process owner",
+				   (int)pid, st.name, (unsigned int)st.uid_real,
+				   strerror(err));
+		return -err;
+	}
+	close(fd);
+	return 0;
+}
+
+int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
+		char **cause)
+{
+	struct target *t;
+	char path[64];
+	bool own_child;
+	int rc;
+
+	*cause = NULL;
+	rc = check_target(pid, &own_child, cause);
+	if (rc < 0)
+		return rc;
+	t = xcalloc(1, sizeof *t);
+	t->pid = pid;
+	t->own_child = own_child;
+	if (opts != NULL)
+		t->opts = *opts;
+	if (t->opts.max_stack_copy == 0)
+		t->opts.max_stack_copy = DEFAULT_MAX_COPY;
+	snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+	t->tasks = opendir(path);
+	if (t->tasks == NULL) {
+		rc = -errno;
+		*cause = xasprintf("cannot list threads of %d: %s", (int)pid,
+				   strerror(errno));
+		goto out_free;
+	}
+	rc = addrspace_init(&t->aspace, pid);
+	if (rc < 0) {
+		*cause = xasprintf("cannot read the memory map of %d: %s", (int)pid,
+				   strerror(-rc));
+		goto out_closedir;
+	}
+	t->unwinder = unwinder_create(&t->aspace, &t->opts.unwind);
+	t->unwound_generation = t->aspace.generation;
+	if (!t->opts.no_symbols)
+		t->symbolizer = symbolizer_create(pid);
+	t->ufr = xcalloc(MAX_UNWIND, sizeof *t->ufr);
+	*out = t;
+	return 0;
+
+out_closedir:
+	closedir(t->tasks);
+out_free:
+	free(t);
+	return rc;
+}
+
+/* ---- threads ---------------------------------------------------------- */
+
+static void tstate_free(struct tstate *ts)
+{
+	if (ts->fd_schedstat >= 0)
+		close(ts->fd_schedstat);
+	if (ts->fd_stat >= 0)
+		close(ts->fd_stat);
+	if (ts->fd_syscall >= 0)
+		close(ts->fd_syscall);
+	thread_snapshot_free(&ts->snap);
+	free(ts->frames);
+	free(ts);
+}
+
+static int open_task_file(pid_t pid, pid_t tid, const char *name)
+{
+	char path[96];
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/%s", (int)pid, (int)tid, name);
+	return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+static struct tstate *tstate_new(struct target *t, pid_t tid)
+{
+	struct tstate *ts = xcalloc(1, sizeof *ts);
+
+	ts->tid = tid;
+	ts->fd_schedstat = open_task_file(t->pid, tid, "schedstat");
+	ts->fd_stat = open_task_file(t->pid, tid, "stat");
+	ts->fd_syscall = open_task_file(t->pid, tid, "syscall");
+	ts->copy_len = 16 * 1024;
+	return ts;
+}
+
+static struct tstate *find_thread(struct target *t, pid_t tid)
+{
+	size_t lo = 0, hi = t->nthreads;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (t->threads[mid]->tid == tid)
+			return t->threads[mid];
+		if (t->threads[mid]->tid < tid)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int cmp_tstate(const void *a, const void *b)
+{
+	pid_t x = (*(struct tstate *const *)a)->tid;
+	pid_t y = (*(struct tstate *const *)b)->tid;
+
+	return (x > y) - (x < y);
+}
+
+/*
+ * Brings the thread list in line with /proc/PID/task.  Returns 0, or -ESRCH
+ * when the process is gone.
+ */
+static int update_threads(struct target *t)
+{
+	struct dirent *de;
+	size_t n = 0, old = t->nthreads;
+	bool added = false;
+
+	for (size_t i = 0; i < t->nthreads; i++)
+		t->threads[i]->seen = false;
+	rewinddir(t->tasks);
+	for (;;) {
+		struct tstate *ts;
+		char *end;
+		long tid;
+
+		errno = 0;
+		de = readdir(t->tasks);
+		if (de == NULL) {
+			if (errno == ENOENT || errno == ESRCH)
+				return -ESRCH;
+			break;
+		}
+		tid = strtol(de->d_name, &end, 10);
+		if (*end != '\0' || tid <= 0)
+			continue;
+		ts = find_thread(t, (pid_t)tid);
+		if (ts == NULL) {
+			if (t->nthreads == t->threads_cap) {
+				t->threads_cap = t->threads_cap ? t->threads_cap * 2 : 16;
+				t->threads = xreallocarray(t->threads, t->threads_cap,
+							   sizeof *t->threads);
+			}
+			ts = tstate_new(t, (pid_t)tid);
+			t->threads[t->nthreads++] = ts;
+			added = true;
+		}
+		ts->seen = true;
+	}
+	/* Drop threads that exited; keep the array sorted by tid. */
+	for (size_t i = 0; i < t->nthreads; i++) {
+		if (t->threads[i]->seen)
+			t->threads[n++] = t->threads[i];
+		else
+			tstate_free(t->threads[i]);
+	}
+	t->nthreads = n;
+	if (added || n != old)
+		qsort(t->threads, t->nthreads, sizeof *t->threads, cmp_tstate);
+	return t->nthreads == 0 ? -ESRCH : 0;
+}
+
+/* ---- one thread ------------------------------------------------------- */
+
+static int read_run_ns(struct tstate *ts, uint64_t *run_ns)
+{
+	char buf[128];
+	struct procfs_schedstat ss;
+	ssize_t n;
+
+	if (ts->fd_schedstat < 0)
+		return -ESRCH;
+	n = procfs_pread(ts->fd_schedstat, buf, sizeof buf);
+	if (n < 0)
+		return (int)n;
+	if (procfs_parse_schedstat(buf, (size_t)n, &ss) < 0)
+		return -EINVAL;
+	*run_ns = ss.run_ns;
+	return 0;
+}
+
+static int read_stat(struct tstate *ts, struct procfs_stat *st)
+{
+	char buf[1024];
+	ssize_t n;
+
+	if (ts->fd_stat < 0)
+		return -ESRCH;
+	n = procfs_pread(ts->fd_stat, buf, sizeof buf);
+	if (n < 0)
+		return (int)n;
+	return procfs_parse_stat(buf, (size_t)n, st);
+}
+
+static int read_syscall(struct tstate *ts, struct procfs_syscall *sc)
+{
+	char buf[256];
+	ssize_t n;
+
+	if (ts->fd_syscall < 0)
+		return -ESRCH;
+	n = procfs_pread(ts->fd_syscall, buf, sizeof buf);
+	if (n < 0)
+		return (int)n;
+	return procfs_parse_syscall(buf, (size_t)n, sc);
+}
+
+static uint64_t stack_end_of(void *ctx, uint64_t sp)
+{
+	struct target *t = ctx;
+	struct mapping *m = addrspace_find(&t->aspace, sp);
+
+	if (m == NULL) {
+		t->maps_stale = true;
+		return 0;
+	}
+	return m->end;
+}
+
+/*
+ * A thread blocked in a system call: copy its stack without stopping it,
+ * then make sure it did not run meanwhile.  Returns 1 when the thread ran
+ * (the copy may be torn and the caller tries again), 0 or a negative errno.
+ */
+static int capture_blocked(struct target *t, struct tstate *ts,
+			   const struct procfs_syscall *sc, uint64_t run_ns)
+{
+	uint64_t after = 0;
+	int rc;
+
+	rc = tracer_copy_blocked(ts->tid, sc->sp, sc->pc, ts->copy_len,
+				 stack_end_of(t, sc->sp), &ts->snap);
+	if (rc < 0)
+		return rc;
+	rc = read_run_ns(ts, &after);
+	if (rc < 0)
+		return rc;
+	return after != run_ns;
+}
+
+static int capture_stopped(struct target *t, struct tstate *ts, uint64_t *run_ns)
+{
+	unsigned int flags = ts->tid == t->pid && t->own_child ? TRACER_OWN_CHILD : 0;
+	int rc = tracer_capture(ts->tid, flags, ts->copy_len, stack_end_of, t,
+				&ts->snap);
+
+	t->stats.signals_reinjected += (uint64_t)ts->snap.signals_reinjected;
+	if (rc < 0)
+		return rc;
+	t->stats.pause_ns += ts->snap.pause_ns;
+	/*
+	 * The stop itself made the thread run; remember the run time after it,
+	 * so that a thread that stays idle (or stopped) is not stopped again.
+	 */
+	return read_run_ns(ts, run_ns);
+}
+
+/* Grows the next copy when the unwind had to read deeper, shrinks it slowly. */
+static void adapt_copy_len(struct target *t, struct tstate *ts,
+			   const struct unwind_result *ur)
+{
+	size_t need = MIN_COPY;
+
+	if (ur->stack_high > ts->snap.stack_addr)
+		need = (size_t)(ur->stack_high - ts->snap.stack_addr) + COPY_SLACK;
+	if (need < MIN_COPY)
+		need = MIN_COPY;
+	if (need > ts->copy_len || ur->late_reads > 0)
+		ts->copy_len = need > ts->copy_len ? need : ts->copy_len * 2;
+	else if (need < ts->copy_len / 2)
+		ts->copy_len = (ts->copy_len + need) / 2;
+	if (ts->copy_len > t->opts.max_stack_copy)
+		ts->copy_len = t->opts.max_stack_copy;
+}
+
+static struct perch_frame *push_frame(struct tstate *ts)
+{
+	if (ts->nframes == ts->frames_cap) {
+		ts->frames_cap = ts->frames_cap ? ts->frames_cap * 2 : 64;
+		ts->frames = xreallocarray(ts->frames, ts->frames_cap,
+					   sizeof *ts->frames);
+	}
+	return &ts->frames[ts->nframes++];
+}
+
+static void symbolize_frame(struct target *t, struct tstate *ts,
+			    const struct unwind_frame *uf)
+{
+	struct elf_file *elf;
+	struct mapping *m = addrspace_resolve(&t->aspace, uf->ip, &elf);
+	struct sym_result sr = { NULL, 0 };
+	uint64_t vaddr = 0;
+
+	if (m == NULL)
+		t->maps_stale = true;
+	if (elf != NULL && m->bias_known)
+		vaddr = uf->ip - m->bias;
+	if (t->symbolizer != NULL) {
+		if (elf != NULL)
+			symbolizer_lookup(t->symbolizer, elf, vaddr, uf->is_return, &sr);
+		else
+			symbolizer_lookup_anon(t->symbolizer, uf->ip, &sr);
+	}
+	for (size_t i = 0; i < (sr.n ? sr.n : 1); i++) {
+		struct perch_frame *f = push_frame(ts);
+
+		f->addr = uf->ip;
+		f->module = elf != NULL ? elf->path : NULL;
+		f->build_id = elf != NULL ? elf->build_id_hex : "";
+		f->module_offset = vaddr;
+		f->func = sr.n ? sr.frames[i].func : "[unknown]";
+		f->file = sr.n ? sr.frames[i].file : NULL;
+		f->line = sr.n ? sr.frames[i].line : 0;
+		f->inlined = sr.n ? sr.frames[i].inlined : false;
+	}
+}
+
+static void unwind_thread(struct target *t, struct tstate *ts)
+{
+	struct mapping *sm = addrspace_find(&t->aspace, ts->snap.stack_addr);
+	struct unwind_result ur;
+	uint64_t t0 = mono_ns(), t1;
+
+	if (t->unwound_generation != t->aspace.generation) {
+		unwinder_flush(t->unwinder);
+		t->unwound_generation = t->aspace.generation;
+	}
+	unwinder_unwind(t->unwinder, &ts->snap, sm ? sm->end : 0, t->ufr,
+			MAX_UNWIND, &ur);
+	t1 = mono_ns();
+	t->stats.unwind_ns += t1 - t0;
+	t->stats.late_reads += ur.late_reads;
+	t->stats.copy_bytes += ts->snap.stack_len;
+	adapt_copy_len(t, ts, &ur);
+	ts->last_complete = ur.complete;
+	if (!ur.complete)
+		t->stats.incomplete++;
+	ts->nframes = 0;
+	for (size_t i = 0; i < ur.n; i++)
+		symbolize_frame(t, ts, &t->ufr[i]);
+	t->stats.frames += ts->nframes;
+	t->stats.symbolize_ns += mono_ns() - t1;
+}
+
+static void refresh_maps(struct target *t)
+{
+	if (addrspace_refresh(&t->aspace) > 0)
+		t->stats.maps_refreshes++;
+	t->maps_stale = false;
+}
+
+static bool is_blocked(char state)
+{
+	return state == 'S' || state == 'D';
+}
+
+/*
+ * Gets the thread's stack by the cheapest safe means, starting from the
+ * state st just read.  Returns 0, or a negative errno (-ESRCH: gone).
+ */
+static int capture_thread(struct target *t, struct tstate *ts,
+			  struct procfs_stat *st, struct perch_thread *pt,
+			  uint64_t *run_ns)
+{
+	struct procfs_syscall sc;
+	int rc;
+
+	/* A thread that keeps waking up during the copy is stopped instead. */
+	for (int attempt = 0; attempt < 3 && is_blocked(st->state); attempt++) {
+		rc = read_syscall(ts, &sc);
+		if (rc < 0)
+			return rc;
+		if (sc.state != PROCFS_SYSCALL_BLOCKED)
+			break;
+		rc = capture_blocked(t, ts, &sc, *run_ns);
+		if (rc <= 0) {
+			pt->capture = PERCH_CAPTURE_BLOCKED;
+			return rc;
+		}
+		if ((rc = read_stat(ts, st)) < 0 || (rc = read_run_ns(ts, run_ns)) < 0)
+			return rc;
+		pt->state = st->state;
+	}
+	rc = capture_stopped(t, ts, run_ns);
+	if (rc < 0)
+		return rc;
+	pt->capture = PERCH_CAPTURE_STOPPED;
+	pt->pause_ns = ts->snap.pause_ns;
+	if (ts->snap.group_stopped)
+		pt->state = 'T';
+	return 0;
+}
+
+/*
+ * Whether the thread cannot have moved since its last sample, so that its
+ * last stack still stands.  The kernel updates a running thread's run time
+ * only at scheduler ticks, so an unchanged run time proves something only for
+ * a thread off the CPU.  A stopped thread runs a little in the kernel each
+ * time it is captured, but no user code: its user time tells.
+ */
+static bool unchanged(const struct tstate *ts, const struct procfs_stat *st,
+		      uint64_t run_ns)
+{
+	if (!ts->have_last)
+		return false;
+	if (st->state == 'T')
+		return ts->last_state == 'T' && st->utime == ts->last_utime;
+	return st->state != 'R' && run_ns == ts->last_run_ns;
+}
+
+static int sample_thread(struct target *t, struct tstate *ts,
+			 struct perch_thread *pt)
+{
+	struct procfs_stat st;
+	uint64_t run_ns = 0;
+	int rc;
+
+	memset(pt, 0, sizeof *pt);
+	pt->tid = ts->tid;
+	if ((rc = read_stat(ts, &st)) < 0 || (rc = read_run_ns(ts, &run_ns)) < 0)
+		return rc;
+	if (st.state == 'Z' || st.state == 'X')
+		return -ESRCH;
+	snprintf(pt->name, sizeof pt->name, "%s", st.comm);
+	pt->state = st.state;
+	if (unchanged(ts, &st, run_ns)) {
+		pt->capture = PERCH_CAPTURE_REUSED;
+		pt->complete = ts->last_complete;
+	} else {
+		rc = capture_thread(t, ts, &st, pt, &run_ns);
+		if (rc == -ESRCH)
+			return rc;
+		if (rc < 0) {
+			pt->capture = PERCH_CAPTURE_NONE;
+			pt->error = rc;
+			ts->have_last = false;
+			return 0;
+		}
+		if (t->maps_stale)
+			refresh_maps(t);
+		unwind_thread(t, ts);
+		ts->have_last = true;
+		ts->last_run_ns = run_ns;
+		ts->last_state = pt->state;
+		ts->last_utime = st.utime;
+		pt->complete = ts->last_complete;
+	}
+	pt->frames = ts->frames;
+	pt->nframes = ts->nframes;
+	return 0;
+}
+
+/* Gone, or a zombie waiting for its parent: nothing left to sample. */
+static bool process_gone(pid_t pid)
+{
+	char path[64], buf[1024];
+	struct procfs_stat st;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
+		return true;
+	return st.state == 'Z' || st.state == 'X';
+}
+
+int target_sample(struct target *t, struct perch_sample *out)
+{
+	size_t n = 0;
+	unsigned int gone = 0;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	t->ticks++;
+	if (t->maps_stale || t->ticks % MAPS_REFRESH_EVERY == 0)
+		refresh_maps(t);
+	rc = update_threads(t);
+	if (rc < 0)
+		return rc;
+	if (t->out_cap < t->nthreads) {
+		t->out_cap = t->nthreads * 2;
+		t->out = xreallocarray(t->out, t->out_cap, sizeof *t->out);
+	}
+	out->time_ns = real_ns();
+	for (size_t i = 0; i < t->nthreads; i++) {
+		struct perch_thread *pt = &t->out[n];
+
+		if (sample_thread(t, t->threads[i], pt) == -ESRCH) {
+			gone++;
+			continue;
+		}
+		t->stats.thread_samples[pt->capture]++;
+		n++;
+	}
+	if (n == 0 && process_gone(t->pid))
+		return -ESRCH;
+	out->threads = t->out;
+	out->nthreads = n;
+	out->threads_gone = gone;
+	t->stats.samples++;
+	return 0;
+}
+
+void target_close(struct target *t)
+{
+	if (t == NULL)
+		return;
+	for (size_t i = 0; i < t->nthreads; i++)
+		tstate_free(t->threads[i]);
+	free(t->threads);
+	free(t->out);
+	free(t->ufr);
+	symbolizer_free(t->symbolizer);
+	unwinder_free(t->unwinder);
+	addrspace_destroy(&t->aspace);
+	closedir(t->tasks);
+	free(t);
+}
+
+pid_t target_pid(const struct target *t)
+{
+	return t->pid;
+}
+
+const struct target_stats *target_stats(const struct target *t)
+{
+	return &t->stats;
+}

@@ -1,0 +1,115 @@
+/*
+ * target: the sampling engine's interface — open a process, take samples of
+ * all its threads, close.  perchd, `perch dump` and the benchmarks all use it.
+ *
+ * One sample visits every thread of the process:
+ *  - a thread that has not run since its previous sample (its schedstat run
+ *    time is unchanged) keeps its previous stack and is not touched;
+ *  - a thread blocked in a system call is read without being stopped: its
+ *    stack pointer and program counter come from /proc, its stack cannot
+ *    change while it stays blocked (checked again after the copy), so no
+ *    signal or interrupt ever reaches it and its system call never returns
+ *    EINTR because of perch;
+ *  - any other thread is stopped just long enough to copy its registers and
+ *    the top of its stack (tracer.c), then unwound from the copy.
+ *
+ * All calls on one target must come from the same thread.
+ */
+#ifndef PERCH_TARGET_H
+#define PERCH_TARGET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "unwinder.h"
+
+struct perch_frame {
+	uint64_t addr;		/* instruction address in the target */
+	const char *module;	/* mapped file path, "[vdso]", or NULL */
+	const char *build_id;	/* hex, "" when unknown */
+	uint64_t module_offset;	/* ELF virtual address within module */
+	const char *func;	/* never NULL */
+	const char *file;	/* source file or NULL */
+	int line;		/* 0 when unknown */
+	bool inlined;		/* inlined into the next frame */
+};
+
+/* How a thread's stack was obtained in this sample. */
+enum perch_capture {
+	PERCH_CAPTURE_STOPPED,	/* interrupted, copied, resumed */
+	PERCH_CAPTURE_BLOCKED,	/* blocked in a syscall: read without a stop */
+	PERCH_CAPTURE_REUSED,	/* has not run since its previous sample */
+	PERCH_CAPTURE_NONE,	/* no stack this time (see error) */
+};
+
+struct perch_thread {
+	pid_t tid;
+	char name[64];
+	char state;		/* the kernel's letter: R S D T t ... */
+	enum perch_capture capture;
+	bool complete;		/* the stack reaches the thread's root */
+	int error;		/* negative errno when capture is NONE */
+	uint64_t pause_ns;	/* how long the thread was stopped, or 0 */
+	const struct perch_frame *frames;	/* leaf first */
+	size_t nframes;
+};
+
+struct perch_sample {
+	uint64_t time_ns;	/* CLOCK_REALTIME at the start of the sample */
+	const struct perch_thread *threads;
+	size_t nthreads;
+	unsigned int threads_gone;	/* threads that exited mid-sample */
+};
+
+struct target_opts {
+	bool no_symbols;	/* frames carry addresses and modules only */
+	size_t max_stack_copy;	/* bytes; 0 = default (512 KiB) */
+	struct unwinder_opts unwind;
+};
+
+/* Running totals, for benchmarks and status. */
+struct target_stats {
+	uint64_t samples;
+	uint64_t thread_samples[4];	/* by enum perch_capture */
+	uint64_t pause_ns;		/* sum over stopped threads */
+	uint64_t unwind_ns;		/* sum over unwound threads */
+	uint64_t symbolize_ns;
+	uint64_t frames;
+	uint64_t incomplete;		/* stacks that did not reach the root */
+	uint64_t late_reads;		/* stack words read after resuming */
+	uint64_t maps_refreshes;
+	uint64_t signals_reinjected;
+	uint64_t copy_bytes;
+};
+
+struct target;
+
+/*
+ * Opens pid for sampling.  Nothing is stopped or attached yet.  Refuses,
+ * with a one-line message in *cause (caller frees), a pid that does not
+ * exist, a kernel thread, perch's own process, a process already traced by
+ * someone else (named from TracerPid), or one perch may not trace.
+ * Returns 0 or a negative errno.
+ */
+int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
+		char **cause);
+
+/*
+ * Takes one sample of every thread.  *out and everything it points to stay
+ * valid until the next call or target_close.  Returns 0, -ESRCH when the
+ * process has exited (no sample), or another negative errno.
+ */
+int target_sample(struct target *t, struct perch_sample *out);
+
+/* NULL-safe.  Never leaves a thread stopped or traced. */
+void target_close(struct target *t);
+
+pid_t target_pid(const struct target *t);
+const struct target_stats *target_stats(const struct target *t);
+
+/* Human words for a kernel state letter: "running", "sleeping", ... */
+const char *target_state_name(char state);
+
+#endif

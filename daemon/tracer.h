@@ -1,0 +1,75 @@
+/*
+ * tracer: the only code that stops a target thread.
+ *
+ * One capture seizes the thread (PTRACE_SEIZE, never PTRACE_ATTACH),
+ * interrupts it, takes its registers (PTRACE_GETREGSET) and one copy of the
+ * top of its stack (process_vm_readv), and detaches.  Nothing else happens
+ * while the thread is stopped: unwinding and symbolization work on the copy
+ * afterwards.  Between captures the target is not traced at all, so its
+ * signals, clones and debuggers see no tracer (see docs/DESIGN.md for the
+ * measurement behind this choice).
+ *
+ * Whatever stop the interrupt turns into is used for the capture: the
+ * interrupt stop itself, a group-stop (the thread stays stopped after the
+ * detach), or the delivery-stop of a signal that arrived meanwhile (the
+ * signal is handed back, unchanged, by the detach).  A thread that starts
+ * exiting reports it (PTRACE_O_TRACEEXIT) and goes on exiting untraced.
+ *
+ * All ptrace calls of one capture happen on the calling thread.  The target
+ * is never written to.
+ */
+#ifndef PERCH_TRACER_H
+#define PERCH_TRACER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/user.h>
+
+struct thread_snapshot {
+	struct user_regs_struct regs;
+	bool regs_full;		/* false: only rip and rsp are known */
+	uint64_t stack_addr;	/* address of stack[0]: the stack pointer */
+	uint8_t *stack;		/* owned; grown as needed */
+	size_t stack_len;	/* bytes copied */
+	size_t stack_cap;
+	bool group_stopped;	/* the thread was in a group-stop (SIGSTOP) */
+	uint64_t pause_ns;	/* from PTRACE_INTERRUPT to PTRACE_DETACH */
+	int signals_reinjected;	/* signals handed back on detach */
+};
+
+/*
+ * tid is the main thread of a child of the caller: should it exit meanwhile,
+ * leave its exit status to the caller's own waitpid.
+ */
+#define TRACER_OWN_CHILD 0x1u
+
+/*
+ * Stops tid, copies registers and up to copy_len bytes of stack (bounded by
+ * stack_end, the end of the mapping holding the stack pointer, when known;
+ * 0 when not), and lets it go.
+ *
+ * Returns 0, -ESRCH when the thread is gone or exiting, -EPERM when it
+ * cannot be traced (another tracer, no permission), -EIO when the stack
+ * could not be read, or another negative errno.
+ */
+int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
+		   uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx,
+		   struct thread_snapshot *snap);
+
+/*
+ * Copies the stack of a thread blocked in a system call without stopping it:
+ * rip and rsp come from /proc/PID/task/TID/syscall, the stack is stable while
+ * the thread stays blocked.  The caller checks afterwards that the thread did
+ * not run meanwhile.
+ */
+int tracer_copy_blocked(pid_t tid, uint64_t sp, uint64_t pc, size_t copy_len,
+			uint64_t stack_end, struct thread_snapshot *snap);
+
+/* Reads target memory after the fact (for stack beyond the copy). */
+ssize_t tracer_read(pid_t pid, uint64_t addr, void *buf, size_t len);
+
+void thread_snapshot_free(struct thread_snapshot *snap);
+
+#endif
