@@ -1,0 +1,195 @@
+/*
+ * burner: the demo program and the main test target.
+ *
+ * Each worker thread alternates between two leaf functions that do the same
+ * work per unit, P units in burn_alpha() and 100 - P in burn_beta(), so a
+ * profiler must find exactly that split of CPU time between them.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <time.h>
+
+/* Exported (burner-stripped is linked -rdynamic) to test .dynsym names. */
+unsigned long burn_alpha(unsigned int units);
+unsigned long burn_beta(unsigned int units);
+void work_loop(unsigned int p, unsigned long *alpha, unsigned long *beta);
+
+struct worker {
+	pthread_t thread;
+	int index;
+	unsigned long alpha_units, beta_units;
+};
+
+static atomic_bool stop;
+static volatile unsigned long sink;
+static unsigned int split = 75;
+static pthread_barrier_t started;
+
+/*
+ * One unit is about 10 µs of integer hashing that the compiler can neither
+ * fold nor drop.  A macro, not an inline function: an inlined frame above
+ * burn_alpha and burn_beta would be a surprise to the tests.
+ */
+#define BURN(x, units)							\
+	do {								\
+		for (unsigned int u = 0; u < (units); u++) {		\
+			for (int i = 0; i < 8192; i++) {		\
+				(x) ^= (x) >> 29;			\
+				(x) *= 0xbf58476d1ce4e5b9ul;		\
+				__asm__ volatile("" : "+r"(x));		\
+			}						\
+		}							\
+	} while (0)
+
+/*
+ * The two bodies are identical on purpose.  no_icf keeps GCC's identical
+ * code folding from merging them (it does when they are static), which would
+ * leave one function with two names.
+ */
+__attribute__((noinline, noclone, no_icf))
+unsigned long burn_alpha(unsigned int units)
+{
+	unsigned long x = units;
+
+	BURN(x, units);
+	return x;
+}
+
+__attribute__((noinline, noclone, no_icf))
+unsigned long burn_beta(unsigned int units)
+{
+	unsigned long x = units;
+
+	BURN(x, units);
+	return x;
+}
+
+__attribute__((noinline, noclone))
+void work_loop(unsigned int p, unsigned long *alpha, unsigned long *beta)
+{
+	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+		sink = burn_alpha(p);
+		*alpha += p;
+		sink = burn_beta(100 - p);
+		*beta += 100 - p;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	char name[16];
+
+	/* From the thread itself: naming another thread writes to /proc. */
+	snprintf(name, sizeof name, "burner-%d", w->index);
+	pthread_setname_np(pthread_self(), name);
+	pthread_barrier_wait(&started);
+	work_loop(split, &w->alpha_units, &w->beta_units);
+	return NULL;
+}
+
+/* Returns at EOF or on a line "q": the test closes or writes to our stdin. */
+static void wait_for_quit(void)
+{
+	char line[64];
+
+	while (fgets(line, sizeof line, stdin) != NULL)
+		if (strcmp(line, "q\n") == 0 || strcmp(line, "q") == 0)
+			return;
+}
+
+static void sleep_seconds(double seconds)
+{
+	struct timespec ts;
+
+	ts.tv_sec = (time_t)seconds;
+	ts.tv_nsec = (long)((seconds - (double)ts.tv_sec) * 1e9);
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void usage(void)
+{
+	fprintf(stderr,
+		"usage: burner [--threads N] [--seconds S] [--split P]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{ "threads", required_argument, NULL, 't' },
+		{ "seconds", required_argument, NULL, 's' },
+		{ "split", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long alpha = 0, beta = 0;
+	double seconds = -1;
+	struct worker *workers;
+	int nthreads = 2, opt;
+	char *end;
+
+	/* A test runner that crashes must not leave us spinning. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			nthreads = (int)strtol(optarg, &end, 10);
+			if (*end != '\0' || nthreads < 1 || nthreads > 4096)
+				usage();
+			break;
+		case 's':
+			seconds = strtod(optarg, &end);
+			if (*end != '\0' || !(seconds >= 0))
+				usage();
+			break;
+		case 'p':
+			split = (unsigned int)strtoul(optarg, &end, 10);
+			if (*end != '\0' || split > 100)
+				usage();
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+
+	workers = calloc((size_t)nthreads, sizeof *workers);
+	if (workers == NULL)
+		return 1;
+	pthread_barrier_init(&started, NULL, (unsigned int)nthreads + 1);
+	for (int i = 0; i < nthreads; i++) {
+		workers[i].index = i;
+		if (pthread_create(&workers[i].thread, NULL, worker_main,
+				   &workers[i]) != 0) {
+			fprintf(stderr, "burner: pthread_create failed\n");
+			return 1;
+		}
+	}
+	pthread_barrier_wait(&started);
+	printf("ready\n");
+	fflush(stdout);
+
+	if (seconds >= 0)
+		sleep_seconds(seconds);
+	else
+		wait_for_quit();
+	atomic_store(&stop, true);
+	for (int i = 0; i < nthreads; i++) {
+		pthread_join(workers[i].thread, NULL);
+		alpha += workers[i].alpha_units;
+		beta += workers[i].beta_units;
+	}
+	printf("alpha_units=%lu\nbeta_units=%lu\n", alpha, beta);
+	free(workers);
+	return 0;
+}
