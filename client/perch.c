@@ -1,0 +1,110 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const struct command commands[] = {
+	{
+		"dump", "-p PID [--json]",
+		"print the call stack of every thread of a process, once",
+		"Stops each running thread of PID just long enough to copy its registers\n"
+		"and the top of its stack, then unwinds and symbolizes the copies. Threads\n"
+		"blocked in a system call are read without being stopped. No daemon needed.\n"
+		"\n"
+		"  -p, --pid PID   the process to dump\n"
+		"      --json      print a JSON array of threads, each\n"
+		"                  {tid, name, state, frames: [{func, file, line, module,\n"
+		"                  addr, inlined}]}, frames leaf first\n"
+		"      --no-symbols  addresses and modules only (faster)\n",
+		cmd_dump,
+	},
+};
+
+static const size_t ncommands = sizeof commands / sizeof commands[0];
+
+static const struct command *find_command(const char *name)
+{
+	for (size_t i = 0; i < ncommands; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+void client_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("perch: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int client_usage(const char *name)
+{
+	const struct command *c = find_command(name);
+
+	if (c != NULL)
+		fprintf(stderr, "usage: perch %s %s\n", c->name, c->usage);
+	return 2;
+}
+
+int client_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return 1;
+	return 0;
+}
+
+int client_help(const char *name)
+{
+	const struct command *c = find_command(name);
+
+	if (c == NULL)
+		return 2;
+	printf("usage: perch %s %s\n\n%s.\n\n%s", c->name, c->usage, c->summary,
+	       c->help);
+	return 0;
+}
+
+static void main_help(FILE *f)
+{
+	fprintf(f, "usage: perch COMMAND [OPTIONS]\n\n"
+		   "perch is a sampling profiler for running programs.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < ncommands; i++)
+		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun 'perch COMMAND --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *c;
+
+	if (argc < 2) {
+		main_help(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		if (argc > 2 && find_command(argv[2]) != NULL)
+			return client_help(argv[2]);
+		main_help(stdout);
+		return 0;
+	}
+	if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("perch %s\n", PERCH_VERSION);
+		return 0;
+	}
+	c = find_command(argv[1]);
+	if (c == NULL) {
+		client_error("unknown command '%s' (see 'perch --help')", argv[1]);
+		return 2;
+	}
+	if (client_wants_help(argc - 1, argv + 1))
+		return client_help(c->name);
+	return c->run(argc - 1, argv + 1);
+}
