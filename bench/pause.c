@@ -154,7 +154,7 @@ static pid_t deep_thread(pid_t pid)
 				name[0] = '\0';
 			fclose(f);
 		}
-		if (strncmp(name, "deep-1", 6) == 0)
+		if (strncmp(name, "deep-0", 6) == 0)
 			return tids[i];
 	}
 	return -1;
@@ -235,8 +235,10 @@ static int run_depth(int depth, int samples)
 	       pct(&pause, 99), pct(&pause, 50) / pct(&bare, 50),
 	       pct(&pause, 99) / pct(&bare, 99), pct(&cpu, 50), pct(&cpu_mask, 50),
 	       pct(&stock, 50), pct(&naive, 50));
-	fprintf(stderr, "depth %d: stock unwinder saw %d frames, %zu samples\n",
-		depth, stock_frames, bare.n);
+	fprintf(stderr, "depth %d: %zu samples, stock unwinder saw %d frames, "
+		"perch copied %.0f bytes of stack per thread sample\n", depth, bare.n,
+		stock_frames, (double)target_stats(t)->copy_bytes /
+		(double)target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED]);
 	_UPT_destroy(upt);
 	unw_destroy_addr_space(as);
 	target_close(t);

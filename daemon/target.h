@@ -81,6 +81,7 @@ struct target_stats {
 	uint64_t late_reads;		/* stack words read after resuming */
 	uint64_t maps_refreshes;
 	uint64_t signals_reinjected;
+	uint64_t eintr_caused;		/* stops that made a syscall fail with EINTR */
 	uint64_t copy_bytes;
 };
 

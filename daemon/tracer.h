@@ -37,6 +37,12 @@ struct thread_snapshot {
 	bool group_stopped;	/* the thread was in a group-stop (SIGSTOP) */
 	uint64_t pause_ns;	/* from PTRACE_INTERRUPT to PTRACE_DETACH */
 	int signals_reinjected;	/* signals handed back on detach */
+	/*
+	 * The interrupt stopped the thread on its way out of a system call that
+	 * failed with EINTR because of it (epoll_wait and the like, which the
+	 * kernel does not restart): the target will see that EINTR.
+	 */
+	bool interrupted_syscall;
 };
 
 /*
