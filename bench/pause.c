@@ -33,6 +33,7 @@
 
 #include "spawn.h"
 #include "target.h"
+#include "tracer.h"
 
 struct series {
 	double *v;
@@ -257,6 +258,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: bench_pause [SAMPLES]\n");
 		return 2;
 	}
+	/* As perchd's samplers do; the bare cycle runs on the same thread. */
+	if (tracer_prioritize() != 1)
+		fprintf(stderr, "bench_pause: not running real-time: pauses include waiting for a CPU\n");
 	printf("| depth | frames | bare cycle p50 / p99 (µs) | perch pause p50 / p99 (µs) "
 	       "| ratio p50 / p99 | perch CPU (µs) | perch + libunwind signal masking (µs) "
 	       "| stock accessors, cached (µs) | stock, fresh per sample (µs) |\n");

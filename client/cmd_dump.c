@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "target.h"
+#include "tracer.h"
 
 static int parse_pid(const char *s, pid_t *out)
 {
@@ -163,6 +164,7 @@ int cmd_dump(int argc, char **argv)
 	}
 	if (pid == 0 || optind != argc)
 		return client_usage("dump");
+	tracer_prioritize();
 	rc = target_open(pid, &opts, &t, &cause);
 	if (rc < 0) {
 		client_error("%s", cause);

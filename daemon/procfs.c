@@ -223,7 +223,11 @@ int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *out)
 	if (!skip_blanks(&c) || !parse_i64(&c, &ppid) || ppid < 0 || ppid > INT32_MAX)
 		return -EINVAL;
 	out->ppid = (pid_t)ppid;
-	for (int field = 5; field <= 22; field++) {
+	out->processor = -1;
+	for (int field = 5; field <= 39; field++) {
+		/* Fields after 22 were added over the years: stop where text ends. */
+		if (field > 22 && at_line_end(&c))
+			break;
 		if (!skip_blanks(&c))
 			return -EINVAL;
 		switch (field) {
@@ -243,6 +247,11 @@ int procfs_parse_stat(const char *buf, size_t len, struct procfs_stat *out)
 		case 22:
 			if (!parse_u64(&c, &out->starttime))
 				return -EINVAL;
+			break;
+		case 39:
+			if (!parse_u64(&c, &v) || v > INT32_MAX)
+				return -EINVAL;
+			out->processor = (int)v;
 			break;
 		default:
 			if (!skip_field(&c))

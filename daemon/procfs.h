@@ -42,6 +42,7 @@ struct procfs_stat {
 	unsigned long flags;	/* PF_* task flags */
 	uint64_t utime, stime;	/* clock ticks */
 	uint64_t starttime;	/* clock ticks after boot */
+	int processor;		/* CPU it last ran on, -1 if not shown */
 };
 
 /* PF_KTHREAD from include/linux/sched.h: a kernel thread. */

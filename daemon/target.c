@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ struct tstate {
 	uint64_t last_utime;
 	bool last_complete;
 	size_t copy_len;	/* adapted to the stack depth seen */
+	uint64_t eintr_rip, eintr_rsp;	/* where the last counted EINTR was */
 	struct thread_snapshot snap;
 	struct perch_frame *frames;
 	size_t nframes, frames_cap;
@@ -407,18 +409,32 @@ static int capture_blocked(struct target *t, struct tstate *ts,
 	return after != run_ns;
 }
 
-static int capture_stopped(struct target *t, struct tstate *ts, uint64_t *run_ns)
+static int capture_stopped(struct target *t, struct tstate *ts, int cpu,
+			   uint64_t *run_ns)
 {
 	unsigned int flags = ts->tid == t->pid && t->own_child ? TRACER_OWN_CHILD : 0;
-	int rc = tracer_capture(ts->tid, flags, ts->copy_len, stack_end_of, t,
-				&ts->snap);
+	bool not_run = ts->have_last && *run_ns == ts->last_run_ns;
+	int rc;
+
+	if (cpu >= 0 && cpu == sched_getcpu())
+		flags |= TRACER_NO_POLL;
+	rc = tracer_capture(ts->tid, flags, ts->copy_len, stack_end_of, t, &ts->snap);
 
 	t->stats.signals_reinjected += (uint64_t)ts->snap.signals_reinjected;
 	if (rc < 0)
 		return rc;
 	t->stats.pause_ns += ts->snap.pause_ns;
-	if (ts->snap.interrupted_syscall)
+	/*
+	 * A thread detached on its way out of a system call may not have run
+	 * yet at the next sample and still be on that way: the same EINTR, seen
+	 * twice, is counted once.
+	 */
+	if (ts->snap.interrupted_syscall &&
+	    !(not_run && ts->snap.regs.rip == ts->eintr_rip &&
+	      ts->snap.regs.rsp == ts->eintr_rsp))
 		t->stats.eintr_caused++;
+	ts->eintr_rip = ts->snap.interrupted_syscall ? ts->snap.regs.rip : 0;
+	ts->eintr_rsp = ts->snap.interrupted_syscall ? ts->snap.regs.rsp : 0;
 	/*
 	 * The stop itself made the thread run; remember the run time after it,
 	 * so that a thread that stays idle (or stopped) is not stopped again.
@@ -556,7 +572,7 @@ static int capture_thread(struct target *t, struct tstate *ts,
 			return rc;
 		pt->state = st->state;
 	}
-	rc = capture_stopped(t, ts, run_ns);
+	rc = capture_stopped(t, ts, st->processor, run_ns);
 	if (rc < 0)
 		return rc;
 	pt->capture = PERCH_CAPTURE_STOPPED;
