@@ -1,0 +1,96 @@
+#include "units.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* A number and a unit suffix; *rest points after the suffix. */
+static int number_unit(const char *s, double *value, const char **unit,
+		       size_t *unit_len, const char **rest)
+{
+	char *end;
+	const char *u;
+
+	if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+		return -EINVAL;
+	errno = 0;
+	*value = strtod(s, &end);
+	if (errno != 0 || end == s || !isfinite(*value) || *value < 0)
+		return -EINVAL;
+	for (u = end; (*u >= 'a' && *u <= 'z') || (*u >= 'A' && *u <= 'Z'); u++)
+		;
+	*unit = end;
+	*unit_len = (size_t)(u - end);
+	*rest = u;
+	return 0;
+}
+
+static int duration_scale(const char *unit, size_t len, double *scale)
+{
+	static const struct {
+		const char *name;
+		double seconds;
+	} units[] = {
+		{ "", 1 }, { "s", 1 }, { "ms", 1e-3 }, { "us", 1e-6 },
+		{ "m", 60 }, { "min", 60 }, { "h", 3600 }, { "d", 86400 },
+	};
+
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strlen(units[i].name) == len &&
+		    strncasecmp(units[i].name, unit, len) == 0) {
+			*scale = units[i].seconds;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+int units_parse_duration(const char *s, double *seconds)
+{
+	double total = 0;
+	bool first = true;
+
+	if (s == NULL || *s == '\0')
+		return -EINVAL;
+	while (*s != '\0') {
+		const char *unit, *rest;
+		double v, scale;
+		size_t len;
+
+		if (number_unit(s, &v, &unit, &len, &rest) < 0 ||
+		    duration_scale(unit, len, &scale) < 0 ||
+		    (len == 0 && !(first && *rest == '\0')))
+			return -EINVAL;
+		total += v * scale;
+		first = false;
+		s = rest;
+	}
+	if (!isfinite(total) || total > 1e9)
+		return -EINVAL;
+	*seconds = total;
+	return 0;
+}
+
+int units_parse_rate(const char *s, double min, double max, double *hz)
+{
+	const char *unit, *rest;
+	double v, scale;
+	size_t len;
+
+	if (s == NULL || number_unit(s, &v, &unit, &len, &rest) < 0 || *rest != '\0')
+		return -EINVAL;
+	if (len == 0 || (len == 2 && strncasecmp(unit, "hz", 2) == 0))
+		scale = 1;
+	else if (len == 3 && strncasecmp(unit, "khz", 3) == 0)
+		scale = 1000;
+	else
+		return -EINVAL;
+	v *= scale;
+	if (v < min || v > max)
+		return -ERANGE;
+	*hz = v;
+	return 0;
+}

@@ -1,0 +1,178 @@
+#include "access.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "procfs.h"
+#include "xalloc.h"
+
+/* The Uid: or Gid: line of a status text: real, effective, saved, fs. */
+static bool ids(const char *status, const char *key, unsigned long v[4])
+{
+	const char *p = strstr(status, key);
+
+	return p != NULL && sscanf(p + strlen(key), " %lu %lu %lu %lu",
+				   &v[0], &v[1], &v[2], &v[3]) == 4;
+}
+
+int access_check(pid_t pid, uid_t uid, gid_t gid, char **cause)
+{
+	char path[64], buf[4096];
+	unsigned long u[4], g[4];
+	struct stat st;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || !ids(buf, "\nUid:", u) || !ids(buf, "\nGid:", g)) {
+		*cause = xasprintf("no such process: %d", (int)pid);
+		return -ESRCH;
+	}
+	if (uid == 0)
+		return 0;
+	if (u[0] != uid || u[1] != uid || u[2] != uid ||
+	    g[0] != gid || g[1] != gid || g[2] != gid) {
+		*cause = xasprintf("not permitted: process %d belongs to uid %lu and you are uid %u",
+				   (int)pid, u[1], (unsigned int)uid);
+		return -EPERM;
+	}
+	/* The kernel hands a non-dumpable process's /proc directory to root. */
+	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	if (stat(path, &st) < 0 || st.st_uid != uid) {
+		*cause = xasprintf("not permitted: process %d is not dumpable "
+				   "(setuid, or it asked not to be traced)", (int)pid);
+		return -EPERM;
+	}
+	return 0;
+}
+
+bool access_owns(uid_t client_uid, uid_t owner_uid)
+{
+	return client_uid == 0 || client_uid == owner_uid;
+}
+
+long access_process_uid(pid_t pid)
+{
+	char path[64], buf[4096];
+	unsigned long u[4];
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || !ids(buf, "\nUid:", u))
+		return -1;
+	return (long)u[1];
+}
+
+static bool matches(pid_t pid, const char *kind, const char *target)
+{
+	char path[64], buf[8192];
+	ssize_t n;
+
+	if (strcmp(kind, "exe") == 0) {
+		const char *base;
+
+		snprintf(path, sizeof path, "/proc/%d/exe", (int)pid);
+		n = readlink(path, buf, sizeof buf - 1);
+		if (n > 0) {
+			buf[n] = '\0';
+			base = strrchr(buf, '/');
+			if (strcmp(base ? base + 1 : buf, target) == 0)
+				return true;
+		}
+		snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+		n = procfs_read_path(path, buf, sizeof buf);
+		if (n > 0 && buf[n - 1] == '\n')
+			buf[n - 1] = '\0';
+		return n > 0 && strcmp(buf, target) == 0;
+	}
+	snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n <= 0)
+		return false;
+	/* Arguments are NUL-separated: search them as one line. */
+	for (ssize_t i = 0; i < n - 1; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	return strstr(buf, target) != NULL;
+}
+
+/* Start time (clock ticks after boot), or 0 for what must not match. */
+static unsigned long long candidate(pid_t pid)
+{
+	char path[64], buf[1024];
+	struct procfs_stat st;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0 ||
+	    (st.flags & PROCFS_PF_KTHREAD) || st.state == 'Z' || st.state == 'X')
+		return 0;
+	return st.starttime + 1;
+}
+
+struct found {
+	pid_t pid;
+	unsigned long long start;
+};
+
+static int by_start(const void *a, const void *b)
+{
+	const struct found *x = a, *y = b;
+
+	if (x->start != y->start)
+		return x->start < y->start ? -1 : 1;
+	return (x->pid > y->pid) - (x->pid < y->pid);
+}
+
+int access_find(const char *kind, const char *target, pid_t **pids)
+{
+	struct found *v = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (strcmp(kind, "pid") == 0) {
+		char *end;
+		long pid = strtol(target, &end, 10);
+
+		*pids = NULL;
+		if (*end != '\0' || pid <= 0 || pid > INT_MAX || candidate((pid_t)pid) == 0)
+			return 0;
+		*pids = xmalloc(sizeof **pids);
+		(*pids)[0] = (pid_t)pid;
+		return 1;
+	}
+	d = opendir("/proc");
+	if (d == NULL)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		unsigned long long start;
+
+		if (pid <= 0 || pid == getpid() || (start = candidate(pid)) == 0 ||
+		    !matches(pid, kind, target))
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			v = xreallocarray(v, cap, sizeof *v);
+		}
+		v[n].pid = pid;
+		v[n++].start = start;
+	}
+	closedir(d);
+	if (n > 1)
+		qsort(v, n, sizeof *v, by_start);
+	*pids = xcalloc(n ? n : 1, sizeof **pids);
+	for (size_t i = 0; i < n; i++)
+		(*pids)[i] = v[i].pid;
+	free(v);
+	return (int)n;
+}

@@ -1,0 +1,37 @@
+/*
+ * access: who may profile what, and which processes a schedule's target
+ * names.
+ *
+ * A root daemon's socket would otherwise be a root shell for anyone who can
+ * reach it: a non-root client may only profile a process it could ptrace
+ * itself.  The rule is the kernel's own (__ptrace_may_access): the client's
+ * uid equals the target's real, effective and saved uid, its gid the target's
+ * three gids, and the target is dumpable (not setuid, not marked
+ * non-dumpable).  Root may profile anything perch can trace.
+ */
+#ifndef PERCH_ACCESS_H
+#define PERCH_ACCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Returns 0, or -EPERM/-ESRCH with a one-line *cause (caller frees). */
+int access_check(pid_t pid, uid_t uid, gid_t gid, char **cause);
+
+/* Whether a client may see or stop things owned by owner_uid. */
+bool access_owns(uid_t client_uid, uid_t owner_uid);
+
+/* The effective uid of a process, or -1. */
+long access_process_uid(pid_t pid);
+
+/*
+ * The processes a schedule target names, oldest first: kind "exe" matches
+ * the executable's file name (or the process name), "cmdline" a substring of
+ * the command line, "pid" the pid itself.  Kernel threads, zombies and the
+ * daemon itself never match.  Returns the count (0: none) with *pids
+ * (caller frees), or a negative errno.
+ */
+int access_find(const char *kind, const char *target, pid_t **pids);
+
+#endif

@@ -1,0 +1,637 @@
+#include "session.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "intern.h"
+#include "procfs.h"
+#include "target.h"
+#include "tracer.h"
+#include "xalloc.h"
+
+/* Batches go to the store this often: small enough to lose little on a crash. */
+#define BATCH_NS 250000000ull
+/* How often descendants are looked for, and CPU times read. */
+#define SCAN_NS 1000000000ull
+
+/* One sampled process: the target, or one of its descendants. */
+struct proc {
+	pid_t pid;
+	struct target *t;
+	int64_t cpu_first, cpu_last;	/* utime+stime in ticks, -1 unknown */
+};
+
+/* A thread seen in this session: (pid, tid, name) -> session thread id. */
+struct thread_key {
+	pid_t pid, tid;
+	uint32_t id;
+	char name[64];
+};
+
+struct session {
+	int64_t id;
+	struct session_params p;
+	char *name, *exe, *cmdline;
+	uid_t owner_uid;
+	uint64_t started_ns;
+	struct store *store;
+	session_end_fn on_end;
+	void *arg;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	bool stop;			/* under lock */
+	/* Set by the sampler before on_end. */
+	const char *final_status;
+	char *final_error;
+	_Atomic uint64_t ticks, late_ticks, thread_samples;
+	_Atomic unsigned int nprocs, nthreads;
+	/* Sampler thread only. */
+	struct proc *procs;
+	size_t nproc, proc_cap;
+	struct interner *interner;
+	uint64_t eintr_done;		/* from processes no longer sampled */
+	int64_t cpu_done;
+	struct thread_key *keys;
+	size_t nkeys, keys_cap;
+	uint32_t *index;		/* open addressing over keys */
+	size_t index_cap;
+	uint64_t rng;
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static int64_t cpu_ticks(pid_t pid)
+{
+	char path[64], buf[1024];
+	struct procfs_stat st;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
+		return -1;
+	return (int64_t)(st.utime + st.stime);
+}
+
+static char *read_text(const char *fmt, pid_t pid, bool link)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+
+	snprintf(path, sizeof path, fmt, (int)pid);
+	n = link ? readlink(path, buf, sizeof buf - 1) : procfs_read_path(path, buf, sizeof buf);
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	/* cmdline separates arguments with NULs. */
+	for (ssize_t i = 0; !link && i < n - 1; i++)
+		if (buf[i] == '\0')
+			buf[i] = ' ';
+	if (!link && buf[n - 1] == '\0')
+		buf[n - 1] = '\0';
+	return xstrdup(buf);
+}
+
+static int add_proc(struct session *s, pid_t pid, char **cause)
+{
+	struct target *t;
+	int rc;
+
+	rc = target_open(pid, NULL, &t, cause);
+	if (rc < 0)
+		return rc;
+	if (s->nproc == s->proc_cap) {
+		s->proc_cap = s->proc_cap ? s->proc_cap * 2 : 4;
+		s->procs = xreallocarray(s->procs, s->proc_cap, sizeof *s->procs);
+	}
+	s->procs[s->nproc].pid = pid;
+	s->procs[s->nproc].t = t;
+	s->procs[s->nproc].cpu_first = s->procs[s->nproc].cpu_last = cpu_ticks(pid);
+	s->nproc++;
+	atomic_store(&s->nprocs, (unsigned int)s->nproc);
+	return 0;
+}
+
+/* ---- threads of the session -------------------------------------------- */
+
+static size_t key_slot(pid_t pid, pid_t tid, size_t mask)
+{
+	uint64_t h = ((uint64_t)(uint32_t)pid << 32 | (uint32_t)tid) * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 32) & mask;
+}
+
+/* The slot of (pid, tid) in the index, empty (UINT32_MAX) or matching. */
+static size_t find_slot(const struct session *s, pid_t pid, pid_t tid)
+{
+	size_t mask = s->index_cap - 1, i = key_slot(pid, tid, mask);
+
+	while (s->index[i] != UINT32_MAX &&
+	       (s->keys[s->index[i]].pid != pid || s->keys[s->index[i]].tid != tid))
+		i = (i + 1) & mask;
+	return i;
+}
+
+static void grow_index(struct session *s)
+{
+	size_t old = s->index_cap;
+	uint32_t *prev = s->index;
+
+	s->index_cap = old ? old * 2 : 64;
+	s->index = xmalloc(s->index_cap * sizeof *s->index);
+	memset(s->index, 0xff, s->index_cap * sizeof *s->index);
+	for (size_t i = 0; i < old; i++)
+		if (prev[i] != UINT32_MAX)
+			s->index[find_slot(s, s->keys[prev[i]].pid, s->keys[prev[i]].tid)] = prev[i];
+	free(prev);
+}
+
+/*
+ * The session's id for a thread, registering it (in b) when new.  A thread id
+ * the kernel recycled shows up under a new name, and gets a new id.
+ */
+static uint32_t thread_id(struct session *s, pid_t pid, const struct perch_thread *th,
+			  struct store_batch *b)
+{
+	struct store_thread st;
+	size_t slot;
+
+	if (s->nkeys * 2 >= s->index_cap)
+		grow_index(s);
+	slot = find_slot(s, pid, th->tid);
+	if (s->index[slot] != UINT32_MAX &&
+	    strcmp(s->keys[s->index[slot]].name, th->name) == 0)
+		return s->keys[s->index[slot]].id;
+	if (s->nkeys == s->keys_cap) {
+		s->keys_cap = s->keys_cap ? s->keys_cap * 2 : 32;
+		s->keys = xreallocarray(s->keys, s->keys_cap, sizeof *s->keys);
+	}
+	memset(&st, 0, sizeof st);
+	st.id = (uint32_t)s->nkeys;
+	st.pid = pid;
+	st.tid = th->tid;
+	snprintf(st.name, sizeof st.name, "%s", th->name);
+	s->keys[s->nkeys].pid = pid;
+	s->keys[s->nkeys].tid = th->tid;
+	s->keys[s->nkeys].id = st.id;
+	memcpy(s->keys[s->nkeys].name, st.name, sizeof st.name);
+	s->index[slot] = (uint32_t)s->nkeys++;
+	store_batch_add_thread(b, &st);
+	return st.id;
+}
+
+/* ---- sampling ----------------------------------------------------------- */
+
+/*
+ * Samples one process into b, adding its thread count to *threads.  Returns
+ * 0 or -ESRCH when it has exited.
+ */
+static int sample_proc(struct session *s, struct proc *pr, struct store_batch *b,
+		       unsigned int *threads)
+{
+	struct perch_sample smp;
+	int rc = target_sample(pr->t, &smp);
+
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < smp.nthreads; i++) {
+		const struct perch_thread *th = &smp.threads[i];
+		struct store_sample ss;
+
+		if (th->capture == PERCH_CAPTURE_NONE)
+			continue;
+		ss.thread_id = thread_id(s, pr->pid, th, b);
+		ss.stack_id = interner_stack(s->interner, th->frames, th->nframes, &b->defs);
+		ss.time_ns = smp.time_ns;
+		ss.state = th->state;
+		store_batch_add_sample(b, &ss);
+		atomic_fetch_add(&s->thread_samples, 1);
+	}
+	*threads += (unsigned int)smp.nthreads;
+	return 0;
+}
+
+static void drop_proc(struct session *s, size_t i)
+{
+	struct proc *pr = &s->procs[i];
+
+	s->eintr_done += target_stats(pr->t)->eintr_caused;
+	if (pr->cpu_last >= 0 && pr->cpu_first >= 0)
+		s->cpu_done += pr->cpu_last - pr->cpu_first;
+	target_close(pr->t);
+	/* Its strings are gone: the interner must not match them by address. */
+	interner_forget(s->interner);
+	s->procs[i] = s->procs[--s->nproc];
+	atomic_store(&s->nprocs, (unsigned int)s->nproc);
+}
+
+/*
+ * One tick over every process.  Returns -ESRCH when the session has nothing
+ * left to sample (the target exited, and with children all descendants too).
+ */
+static int tick(struct session *s, struct store_batch *b)
+{
+	unsigned int threads = 0;
+
+	for (size_t i = 0; i < s->nproc;) {
+		if (sample_proc(s, &s->procs[i], b, &threads) == -ESRCH)
+			drop_proc(s, i);
+		else
+			i++;
+	}
+	atomic_store(&s->nthreads, threads);
+	return s->nproc == 0 ? -ESRCH : 0;
+}
+
+static bool sampled(const struct session *s, pid_t pid)
+{
+	for (size_t i = 0; i < s->nproc; i++)
+		if (s->procs[i].pid == pid)
+			return true;
+	return false;
+}
+
+/* Parent pid of every process, for following descendants. */
+static size_t all_parents(pid_t (**out)[2])
+{
+	pid_t (*v)[2] = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	DIR *d = opendir("/proc");
+
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		pid_t pid = (pid_t)atoi(de->d_name);
+		char path[64], buf[1024];
+		struct procfs_stat st;
+		ssize_t len;
+
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+		len = procfs_read_path(path, buf, sizeof buf);
+		if (len < 0 || procfs_parse_stat(buf, (size_t)len, &st) < 0 ||
+		    st.state == 'Z' || st.state == 'X')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 256;
+			v = xreallocarray(v, cap, sizeof *v);
+		}
+		v[n][0] = pid;
+		v[n++][1] = st.ppid;
+	}
+	if (d != NULL)
+		closedir(d);
+	*out = v;
+	return n;
+}
+
+/* Starts sampling descendants of the target that appeared since last time. */
+static void follow_children(struct session *s)
+{
+	pid_t (*pp)[2];
+	size_t n = all_parents(&pp);
+	bool added;
+
+	/* Repeat until no new generation: a child's children are descendants too. */
+	do {
+		added = false;
+		for (size_t i = 0; i < n; i++) {
+			char *cause = NULL;
+
+			if (pp[i][0] != s->p.pid && !sampled(s, pp[i][0]) &&
+			    sampled(s, pp[i][1]) && pp[i][0] != getpid() &&
+			    add_proc(s, pp[i][0], &cause) == 0)
+				added = true;
+			free(cause);
+		}
+	} while (added);
+	free(pp);
+}
+
+static void read_cpu(struct session *s)
+{
+	for (size_t i = 0; i < s->nproc; i++) {
+		int64_t v = cpu_ticks(s->procs[i].pid);
+
+		if (v >= 0)
+			s->procs[i].cpu_last = v;
+	}
+}
+
+/* ---- the sampler thread ------------------------------------------------- */
+
+/* Waits until the monotonic time at (ns); returns true when asked to stop. */
+static bool wait_until(struct session *s, uint64_t at)
+{
+	struct timespec ts = { (time_t)(at / 1000000000u), (long)(at % 1000000000u) };
+	bool stop;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stop && pthread_cond_timedwait(&s->wake, &s->lock, &ts) != ETIMEDOUT)
+		;
+	stop = s->stop;
+	pthread_mutex_unlock(&s->lock);
+	return stop;
+}
+
+/*
+ * The next interval: the period with ±10 % of uniform jitter, so that
+ * sampling never locks step with a timer of the target's own.
+ */
+static uint64_t jittered(struct session *s, uint64_t period)
+{
+	s->rng ^= s->rng << 13;
+	s->rng ^= s->rng >> 7;
+	s->rng ^= s->rng << 17;
+	return period - period / 10 + s->rng % (period / 5 + 1);
+}
+
+/* Hands the batch to the store with the session's totals; a fresh one back. */
+static struct store_batch *hand_off(struct session *s, struct store_batch *b)
+{
+	uint64_t eintr = s->eintr_done;
+
+	for (size_t i = 0; i < s->nproc; i++)
+		eintr += target_stats(s->procs[i].t)->eintr_caused;
+	b->ticks = atomic_load(&s->ticks);
+	b->thread_samples = atomic_load(&s->thread_samples);
+	b->late_ticks = atomic_load(&s->late_ticks);
+	b->eintr_caused = eintr;
+	store_append(s->store, b);
+	return store_batch_new(s->id);
+}
+
+/*
+ * Counts a tick that starts late (more than half a period after its time)
+ * and skips, counting them as late too, the ticks a long stall made us miss:
+ * sampling never bursts to catch up.
+ */
+static uint64_t account_lateness(struct session *s, uint64_t now, uint64_t due,
+				 uint64_t period)
+{
+	if (now <= due + period / 2)
+		return due;
+	atomic_fetch_add(&s->late_ticks, 1);
+	if (now > due + period) {
+		uint64_t missed = (now - due) / period;
+
+		atomic_fetch_add(&s->late_ticks, missed);
+		due += missed * period;
+	}
+	return due;
+}
+
+static const char *run(struct session *s, char **error)
+{
+	uint64_t period = (uint64_t)(1e9 / s->p.rate_hz), due = mono_ns();
+	uint64_t end = s->p.duration_s > 0 ? due + (uint64_t)(s->p.duration_s * 1e9) : UINT64_MAX;
+	uint64_t last_batch, last_scan;
+	struct store_batch *b = store_batch_new(s->id);
+	struct perch_sample warm;
+	const char *status;
+
+	/*
+	 * A first sample that is not recorded: it loads the symbols of what the
+	 * threads run now (tens of milliseconds for a libc with debug info),
+	 * which would otherwise make the first recorded ticks late.
+	 */
+	if (s->p.children)
+		follow_children(s);
+	for (size_t i = 0; i < s->nproc; i++)
+		target_sample(s->procs[i].t, &warm);
+	due = mono_ns();
+	last_batch = last_scan = due;
+	for (;;) {
+		uint64_t now;
+
+		if (wait_until(s, due < end ? due : end)) {
+			status = "stopped";
+			break;
+		}
+		now = mono_ns();
+		if (now >= end) {
+			status = "complete";
+			break;
+		}
+		due = account_lateness(s, now, due, period);
+		if (tick(s, b) < 0) {
+			status = "target-exited";
+			break;
+		}
+		atomic_fetch_add(&s->ticks, 1);
+		if (now - last_scan >= SCAN_NS) {
+			if (s->p.children)
+				follow_children(s);
+			read_cpu(s);
+			last_scan = now;
+		}
+		if (now - last_batch >= BATCH_NS) {
+			b = hand_off(s, b);
+			last_batch = now;
+			if (store_session_failed(s->store, s->id, error)) {
+				status = "failed";
+				break;
+			}
+		}
+		due += jittered(s, period);
+	}
+	read_cpu(s);
+	store_batch_free(hand_off(s, b));
+	return status;
+}
+
+static void *sampler_main(void *arg)
+{
+	struct session *s = arg;
+	char *error = NULL;
+	const char *status;
+	int64_t cpu;
+	long hz = sysconf(_SC_CLK_TCK);
+
+	tracer_prioritize();
+	status = run(s, &error);
+	while (s->nproc > 0)
+		drop_proc(s, s->nproc - 1);
+	cpu = s->cpu_done;
+	/*
+	 * A session the writer failed (disk full...) ends 'failed' whatever
+	 * the sampler saw; the owner learns it from here even when the
+	 * database cannot take the status.
+	 */
+	if (store_session_failed(s->store, s->id, &s->final_error)) {
+		status = "failed";
+	} else if (error != NULL) {
+		s->final_error = error;
+		error = NULL;
+	}
+	store_session_end(s->store, s->id, status, s->final_error, real_ns(),
+			  hz > 0 ? cpu * (1000000000 / hz) : -1);
+	pthread_mutex_lock(&s->lock);
+	s->final_status = status;
+	pthread_mutex_unlock(&s->lock);
+	free(error);
+	s->on_end(s, s->arg);
+	return NULL;
+}
+
+/* ---- the session's owner ------------------------------------------------ */
+
+static struct session *session_new(const struct session_params *p, struct store *st)
+{
+	struct session *s = xcalloc(1, sizeof *s);
+	pthread_condattr_t ca;
+
+	s->p = *p;
+	s->name = p->name ? xstrdup(p->name) : NULL;
+	s->p.name = s->name;
+	s->store = st;
+	s->interner = interner_create();
+	s->rng = mono_ns() | 1;
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->wake, &ca);
+	pthread_condattr_destroy(&ca);
+	return s;
+}
+
+static void session_destroy(struct session *s)
+{
+	while (s->nproc > 0)
+		drop_proc(s, s->nproc - 1);
+	free(s->procs);
+	interner_free(s->interner);
+	free(s->keys);
+	free(s->index);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
+	free(s->name);
+	free(s->exe);
+	free(s->cmdline);
+	free(s->final_error);
+	free(s);
+}
+
+int session_start(struct store *st, const struct session_params *p,
+		  session_end_fn on_end, void *arg, struct session **out,
+		  char **cause)
+{
+	struct session *s = session_new(p, st);
+	struct store_session_info info;
+	long uid;
+	int rc;
+
+	rc = add_proc(s, p->pid, cause);
+	if (rc < 0)
+		goto out_destroy;
+	uid = access_process_uid(p->pid);
+	s->owner_uid = uid >= 0 ? (uid_t)uid : 0;
+	s->exe = read_text("/proc/%d/exe", p->pid, true);
+	s->cmdline = read_text("/proc/%d/cmdline", p->pid, false);
+	s->started_ns = real_ns();
+	memset(&info, 0, sizeof info);
+	info.name = s->name;
+	info.pid = p->pid;
+	info.exe = s->exe;
+	info.cmdline = s->cmdline;
+	info.owner_uid = s->owner_uid;
+	info.requested_by = p->requested_by;
+	info.schedule_id = p->schedule_id;
+	info.started_ns = s->started_ns;
+	info.duration_s = p->duration_s;
+	info.rate_hz = p->rate_hz;
+	info.children = p->children;
+	info.mode = "wall";
+	rc = store_session_begin(st, &info, &s->id, cause);
+	if (rc < 0)
+		goto out_destroy;
+	s->on_end = on_end;
+	s->arg = arg;
+	rc = -pthread_create(&s->thread, NULL, sampler_main, s);
+	if (rc < 0) {
+		store_session_end(st, s->id, "failed", "cannot start a sampler thread",
+				  real_ns(), -1);
+		*cause = xasprintf("cannot start a sampler thread: %s", strerror(-rc));
+		goto out_destroy;
+	}
+	*out = s;
+	return 0;
+
+out_destroy:
+	session_destroy(s);
+	return rc;
+}
+
+void session_stop(struct session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void session_info(struct session *s, struct session_info *out)
+{
+	memset(out, 0, sizeof *out);
+	out->id = s->id;
+	out->pid = s->p.pid;
+	out->owner_uid = s->owner_uid;
+	out->requested_by = s->p.requested_by;
+	out->schedule_id = s->p.schedule_id;
+	out->name = s->name;
+	out->exe = s->exe;
+	out->started_ns = s->started_ns;
+	out->duration_s = s->p.duration_s;
+	out->rate_hz = s->p.rate_hz;
+	out->children = s->p.children;
+	out->ticks = atomic_load(&s->ticks);
+	out->late_ticks = atomic_load(&s->late_ticks);
+	out->thread_samples = atomic_load(&s->thread_samples);
+	out->processes = atomic_load(&s->nprocs);
+	out->threads = atomic_load(&s->nthreads);
+	pthread_mutex_lock(&s->lock);
+	out->status = s->final_status ? s->final_status : "recording";
+	out->error = s->final_status ? s->final_error : NULL;
+	pthread_mutex_unlock(&s->lock);
+}
+
+int64_t session_id(const struct session *s)
+{
+	return s->id;
+}
+
+pid_t session_pid(const struct session *s)
+{
+	return s->p.pid;
+}
+
+void session_free(struct session *s)
+{
+	if (s == NULL)
+		return;
+	pthread_join(s->thread, NULL);
+	session_destroy(s);
+}
