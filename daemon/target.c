@@ -23,6 +23,15 @@
 /* Re-read the maps now and then even when nothing looks stale. */
 #define MAPS_REFRESH_EVERY 128
 
+/* How a thread's sample is going, within one tick. */
+enum step {
+	STEP_REUSED,
+	STEP_BLOCKED,		/* copied without a stop */
+	STEP_PENDING,		/* being stopped: see job */
+	STEP_FAILED,		/* no stack this time: see error */
+	STEP_GONE,
+};
+
 /* What perch remembers about one thread between samples. */
 struct tstate {
 	pid_t tid;
@@ -35,6 +44,13 @@ struct tstate {
 	bool last_complete;
 	size_t copy_len;	/* adapted to the stack depth seen */
 	uint64_t eintr_rip, eintr_rsp;	/* where the last counted EINTR was */
+	/* This tick. */
+	struct procfs_stat st;
+	uint64_t run_ns;
+	enum step step;
+	int error;
+	bool not_run;			/* not run since the last sample */
+	struct tracer_job job;
 	struct thread_snapshot snap;
 	struct perch_frame *frames;
 	size_t nframes, frames_cap;
@@ -53,6 +69,8 @@ struct target {
 	size_t nthreads, threads_cap;
 	struct perch_thread *out;
 	size_t out_cap;
+	struct tracer_job **jobs;	/* threads being stopped this tick */
+	size_t njobs;
 	struct unwind_frame *ufr;
 	bool maps_stale;
 	uint64_t ticks;
@@ -394,7 +412,7 @@ static uint64_t stack_end_of(void *ctx, uint64_t sp)
  * (the copy may be torn and the caller tries again), 0 or a negative errno.
  */
 static int capture_blocked(struct target *t, struct tstate *ts,
-			   const struct procfs_syscall *sc, uint64_t run_ns)
+			   const struct procfs_syscall *sc)
 {
 	uint64_t after = 0;
 	int rc;
@@ -406,40 +424,62 @@ static int capture_blocked(struct target *t, struct tstate *ts,
 	rc = read_run_ns(ts, &after);
 	if (rc < 0)
 		return rc;
-	return after != run_ns;
+	return after != ts->run_ns;
 }
 
-static int capture_stopped(struct target *t, struct tstate *ts, int cpu,
-			   uint64_t *run_ns)
+/* Seizes and interrupts the thread; it is captured when it stops. */
+static void start_stop(struct target *t, struct tstate *ts)
 {
-	unsigned int flags = ts->tid == t->pid && t->own_child ? TRACER_OWN_CHILD : 0;
-	bool not_run = ts->have_last && *run_ns == ts->last_run_ns;
-	int rc;
+	struct tracer_job *j = &ts->job;
 
-	if (cpu >= 0 && cpu == sched_getcpu())
-		flags |= TRACER_NO_POLL;
-	rc = tracer_capture(ts->tid, flags, ts->copy_len, stack_end_of, t, &ts->snap);
+	j->tid = ts->tid;
+	j->flags = ts->tid == t->pid && t->own_child ? TRACER_OWN_CHILD : 0;
+	/* A real-time sampler polling on that CPU would keep it from stopping. */
+	if (ts->st.processor >= 0 && ts->st.processor == sched_getcpu())
+		j->flags |= TRACER_NO_POLL;
+	j->copy_len = ts->copy_len;
+	j->snap = &ts->snap;
+	ts->not_run = ts->have_last && ts->run_ns == ts->last_run_ns;
+	if (tracer_start(j) < 0) {
+		ts->step = j->rc == -ESRCH ? STEP_GONE : STEP_FAILED;
+		ts->error = j->rc;
+		return;
+	}
+	ts->step = STEP_PENDING;
+	t->jobs[t->njobs++] = j;
+}
 
-	t->stats.signals_reinjected += (uint64_t)ts->snap.signals_reinjected;
-	if (rc < 0)
-		return rc;
-	t->stats.pause_ns += ts->snap.pause_ns;
+/* After the stop: accounting, and the run time the stop left. */
+static void stopped(struct target *t, struct tstate *ts)
+{
+	const struct thread_snapshot *snap = &ts->snap;
+
+	t->stats.signals_reinjected += (uint64_t)snap->signals_reinjected;
+	if (ts->job.rc < 0) {
+		ts->step = ts->job.rc == -ESRCH ? STEP_GONE : STEP_FAILED;
+		ts->error = ts->job.rc;
+		return;
+	}
+	t->stats.pause_ns += snap->pause_ns;
 	/*
 	 * A thread detached on its way out of a system call may not have run
 	 * yet at the next sample and still be on that way: the same EINTR, seen
 	 * twice, is counted once.
 	 */
-	if (ts->snap.interrupted_syscall &&
-	    !(not_run && ts->snap.regs.rip == ts->eintr_rip &&
-	      ts->snap.regs.rsp == ts->eintr_rsp))
+	if (snap->interrupted_syscall &&
+	    !(ts->not_run && snap->regs.rip == ts->eintr_rip &&
+	      snap->regs.rsp == ts->eintr_rsp))
 		t->stats.eintr_caused++;
-	ts->eintr_rip = ts->snap.interrupted_syscall ? ts->snap.regs.rip : 0;
-	ts->eintr_rsp = ts->snap.interrupted_syscall ? ts->snap.regs.rsp : 0;
+	ts->eintr_rip = snap->interrupted_syscall ? snap->regs.rip : 0;
+	ts->eintr_rsp = snap->interrupted_syscall ? snap->regs.rsp : 0;
+	if (snap->group_stopped)
+		ts->st.state = 'T';
 	/*
 	 * The stop itself made the thread run; remember the run time after it,
 	 * so that a thread that stays idle (or stopped) is not stopped again.
 	 */
-	return read_run_ns(ts, run_ns);
+	if (read_run_ns(ts, &ts->run_ns) < 0)
+		ts->step = STEP_GONE;
 }
 
 /* Grows the next copy when the unwind had to read deeper, shrinks it slowly. */
@@ -537,108 +577,103 @@ static void refresh_maps(struct target *t)
 }
 
 /*
- * Gets the thread's stack by the cheapest safe means, starting from the
- * state st just read.  Returns 0, or a negative errno (-ESRCH: gone).
- */
-static int capture_thread(struct target *t, struct tstate *ts,
-			  struct procfs_stat *st, struct perch_thread *pt,
-			  uint64_t *run_ns)
-{
-	struct procfs_syscall sc;
-	int rc;
-
-	/*
-	 * The syscall file is read last thing before the decision: a thread
-	 * that blocks between that read and PTRACE_INTERRUPT is woken by the
-	 * interrupt, and if it blocked in epoll_wait (or any call the kernel
-	 * does not restart) it sees EINTR.  Keeping that window to a few
-	 * microseconds is all a ptrace sampler can do; the stops that hit it
-	 * anyway are counted (eintr_caused).  A thread that keeps waking up
-	 * during a copy without a stop is stopped instead.
-	 */
-	for (int attempt = 0; attempt < 3 && st->state != 'T' && st->state != 't';
-	     attempt++) {
-		rc = read_syscall(ts, &sc);
-		if (rc < 0)
-			return rc;
-		if (sc.state != PROCFS_SYSCALL_BLOCKED)
-			break;
-		rc = capture_blocked(t, ts, &sc, *run_ns);
-		if (rc <= 0) {
-			pt->capture = PERCH_CAPTURE_BLOCKED;
-			return rc;
-		}
-		if ((rc = read_stat(ts, st)) < 0 || (rc = read_run_ns(ts, run_ns)) < 0)
-			return rc;
-		pt->state = st->state;
-	}
-	rc = capture_stopped(t, ts, st->processor, run_ns);
-	if (rc < 0)
-		return rc;
-	pt->capture = PERCH_CAPTURE_STOPPED;
-	pt->pause_ns = ts->snap.pause_ns;
-	if (ts->snap.group_stopped)
-		pt->state = 'T';
-	return 0;
-}
-
-/*
  * Whether the thread cannot have moved since its last sample, so that its
  * last stack still stands.  The kernel updates a running thread's run time
  * only at scheduler ticks, so an unchanged run time proves something only for
  * a thread off the CPU.  A stopped thread runs a little in the kernel each
  * time it is captured, but no user code: its user time tells.
  */
-static bool unchanged(const struct tstate *ts, const struct procfs_stat *st,
-		      uint64_t run_ns)
+static bool unchanged(const struct tstate *ts)
 {
 	if (!ts->have_last)
 		return false;
-	if (st->state == 'T')
-		return ts->last_state == 'T' && st->utime == ts->last_utime;
-	return st->state != 'R' && run_ns == ts->last_run_ns;
+	if (ts->st.state == 'T')
+		return ts->last_state == 'T' && ts->st.utime == ts->last_utime;
+	return ts->st.state != 'R' && ts->run_ns == ts->last_run_ns;
 }
 
-static int sample_thread(struct target *t, struct tstate *ts,
-			 struct perch_thread *pt)
+/*
+ * First half of a thread's sample: get its stack by the cheapest safe means
+ * (see target.h), or start stopping it.
+ *
+ * The syscall file is read last thing before the decision: a thread that
+ * blocks between that read and PTRACE_INTERRUPT is woken by the interrupt,
+ * and if it blocked in epoll_wait (or any call the kernel does not restart)
+ * it sees EINTR.  Keeping that window to a few microseconds is all a ptrace
+ * sampler can do; the stops that hit it anyway are counted (eintr_caused).
+ * A thread that keeps waking up during a copy without a stop is stopped.
+ */
+static void begin_thread(struct target *t, struct tstate *ts)
 {
-	struct procfs_stat st;
-	uint64_t run_ns = 0;
+	struct procfs_syscall sc;
 	int rc;
 
+	if (read_stat(ts, &ts->st) < 0 || read_run_ns(ts, &ts->run_ns) < 0 ||
+	    ts->st.state == 'Z' || ts->st.state == 'X') {
+		ts->step = STEP_GONE;
+		return;
+	}
+	if (unchanged(ts)) {
+		ts->step = STEP_REUSED;
+		return;
+	}
+	for (int attempt = 0; attempt < 3 && ts->st.state != 'T' && ts->st.state != 't';
+	     attempt++) {
+		if ((rc = read_syscall(ts, &sc)) < 0)
+			goto failed;
+		if (sc.state != PROCFS_SYSCALL_BLOCKED)
+			break;
+		rc = capture_blocked(t, ts, &sc);
+		if (rc == 0) {
+			ts->step = STEP_BLOCKED;
+			return;
+		}
+		if (rc < 0 || (rc = read_stat(ts, &ts->st)) < 0 ||
+		    (rc = read_run_ns(ts, &ts->run_ns)) < 0)
+			goto failed;
+	}
+	start_stop(t, ts);
+	return;
+failed:
+	ts->step = rc == -ESRCH ? STEP_GONE : STEP_FAILED;
+	ts->error = rc;
+}
+
+/* Second half: unwind and symbolize what was captured; fill pt. */
+static void end_thread(struct target *t, struct tstate *ts, struct perch_thread *pt)
+{
 	memset(pt, 0, sizeof *pt);
 	pt->tid = ts->tid;
-	if ((rc = read_stat(ts, &st)) < 0 || (rc = read_run_ns(ts, &run_ns)) < 0)
-		return rc;
-	if (st.state == 'Z' || st.state == 'X')
-		return -ESRCH;
-	snprintf(pt->name, sizeof pt->name, "%s", st.comm);
-	pt->state = st.state;
-	if (unchanged(ts, &st, run_ns)) {
+	snprintf(pt->name, sizeof pt->name, "%s", ts->st.comm);
+	if (ts->step == STEP_PENDING)
+		stopped(t, ts);
+	pt->state = ts->st.state;
+	switch (ts->step) {
+	case STEP_GONE:
+		return;
+	case STEP_FAILED:
+		pt->capture = PERCH_CAPTURE_NONE;
+		pt->error = ts->error;
+		ts->have_last = false;
+		return;
+	case STEP_REUSED:
 		pt->capture = PERCH_CAPTURE_REUSED;
-		pt->complete = ts->last_complete;
-	} else {
-		rc = capture_thread(t, ts, &st, pt, &run_ns);
-		if (rc == -ESRCH)
-			return rc;
-		if (rc < 0) {
-			pt->capture = PERCH_CAPTURE_NONE;
-			pt->error = rc;
-			ts->have_last = false;
-			return 0;
-		}
+		break;
+	default:
+		pt->capture = ts->step == STEP_PENDING ? PERCH_CAPTURE_STOPPED
+						       : PERCH_CAPTURE_BLOCKED;
+		pt->pause_ns = ts->step == STEP_PENDING ? ts->snap.pause_ns : 0;
 		if (t->maps_stale)
 			refresh_maps(t);
 		unwind_thread(t, ts);
 		ts->have_last = true;
-		ts->last_run_ns = run_ns;
-		ts->last_state = pt->state;
-		ts->last_utime = st.utime;
-		pt->complete = ts->last_complete;
+		ts->last_run_ns = ts->run_ns;
+		ts->last_state = ts->st.state;
+		ts->last_utime = ts->st.utime;
 	}
+	pt->complete = ts->last_complete;
 	pt->frames = ts->frames;
 	pt->nframes = ts->nframes;
-	return 0;
 }
 
 /* Gone, or a zombie waiting for its parent: nothing left to sample. */
@@ -671,12 +706,25 @@ int target_sample(struct target *t, struct perch_sample *out)
 	if (t->out_cap < t->nthreads) {
 		t->out_cap = t->nthreads * 2;
 		t->out = xreallocarray(t->out, t->out_cap, sizeof *t->out);
+		t->jobs = xreallocarray(t->jobs, t->out_cap, sizeof *t->jobs);
 	}
 	out->time_ns = real_ns();
+	/*
+	 * Stops are started one after the other and collected as threads stop:
+	 * the tick costs the slowest thread's stop, not the sum of all.
+	 */
+	t->njobs = 0;
+	for (size_t i = 0; i < t->nthreads; i++) {
+		begin_thread(t, t->threads[i]);
+		if (t->njobs > 0)
+			tracer_collect(t->jobs, t->njobs, false, stack_end_of, t);
+	}
+	tracer_collect(t->jobs, t->njobs, true, stack_end_of, t);
 	for (size_t i = 0; i < t->nthreads; i++) {
 		struct perch_thread *pt = &t->out[n];
 
-		if (sample_thread(t, t->threads[i], pt) == -ESRCH) {
+		end_thread(t, t->threads[i], pt);
+		if (t->threads[i]->step == STEP_GONE) {
 			gone++;
 			continue;
 		}
@@ -700,6 +748,7 @@ void target_close(struct target *t)
 		tstate_free(t->threads[i]);
 	free(t->threads);
 	free(t->out);
+	free(t->jobs);
 	free(t->ufr);
 	symbolizer_free(t->symbolizer);
 	unwinder_free(t->unwinder);

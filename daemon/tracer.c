@@ -77,148 +77,131 @@ static bool is_stop_signal(int sig)
 }
 
 /*
- * How long to poll for a stop before sleeping in waitpid.  A thread stops
- * some 10-30 µs after PTRACE_INTERRUPT; a sleeping tracer then needs another
- * 10-20 µs to be woken and scheduled, and the target stays stopped all that
- * time.  Polling takes that wake-up out of the target's pause (bench_pause:
- * p50 45 -> 28 µs) for about the same sampler CPU.
+ * How long to poll for stops before sleeping.  A thread stops some 10-30 µs
+ * after PTRACE_INTERRUPT; a sleeping tracer then needs another 10-20 µs to
+ * be woken and scheduled, and the target stays stopped all that time.
+ * Polling takes that wake-up out of the target's pause (bench_pause: p50
+ * 45 -> 28 µs) for about the same sampler CPU.  After the polling, short
+ * sleeps, then a blocking wait for threads that take long to stop (a thread
+ * waiting for a CPU stops only when it gets one).
  */
 #ifndef POLL_NS
 #define POLL_NS 100000u
 #endif
+#define NAP_NS 20000u
+#define NAPS_NS 5000000u
 
 /*
- * Whether tid has a wait status ready, without consuming it.  Our own child's
- * exit is only peeked at: consuming it would take it from the caller's own
- * waitpid.
+ * The next wait status of one job's thread.  Returns 1 with *status, 0 when
+ * nothing happened (only when !block), or a negative errno.  Our own child's
+ * exit is only peeked at (WNOWAIT) and reported as -ESRCH: consuming it
+ * would take it from the caller's own waitpid.
  */
-static int peek_status(pid_t tid, bool block, bool *exited)
+static int next_status(const struct tracer_job *j, bool block, int *status)
 {
+	int nohang = block ? 0 : WNOHANG;
 	siginfo_t si;
+	pid_t r;
 
-	memset(&si, 0, sizeof si);
-	if (waitid(P_PID, (id_t)tid, &si, WEXITED | WSTOPPED | __WALL | WNOWAIT |
-		   (block ? 0 : WNOHANG)) < 0)
-		return -errno;
-	*exited = si.si_code == CLD_EXITED || si.si_code == CLD_KILLED ||
-		  si.si_code == CLD_DUMPED;
-	return si.si_pid != 0;
-}
-
-/* The next wait status of tid: polled for a while, then waited for. */
-static int next_status(pid_t tid, unsigned int flags, int *status)
-{
-	uint64_t deadline = (flags & TRACER_NO_POLL) ? 0 : now_ns() + POLL_NS;
-
-	for (;;) {
-		bool block = now_ns() > deadline, exited = false;
-		pid_t r;
-
-		if (flags & TRACER_OWN_CHILD) {
-			int ready = peek_status(tid, block, &exited);
-
-			if (ready < 0)
-				return ready;
-			if (exited)
-				return -ESRCH;
-			if (!ready)
-				continue;
-		}
-		r = waitpid(tid, status, __WALL | (block ? 0 : WNOHANG));
-		if (r < 0)
+	if (j->flags & TRACER_OWN_CHILD) {
+		memset(&si, 0, sizeof si);
+		if (waitid(P_PID, (id_t)j->tid, &si,
+			   WEXITED | WSTOPPED | __WALL | WNOWAIT | nohang) < 0)
 			return -errno;
-		if (r == tid)
+		if (si.si_code == CLD_EXITED || si.si_code == CLD_KILLED ||
+		    si.si_code == CLD_DUMPED)
+			return -ESRCH;
+		if (si.si_pid == 0)
 			return 0;
 	}
+	r = waitpid(j->tid, status, __WALL | nohang);
+	if (r < 0)
+		return errno == EINTR ? 0 : -errno;
+	return r == j->tid;
 }
 
 /*
- * Waits for the trap PTRACE_INTERRUPT promised.  Any ptrace-stop satisfies
- * it (the kernel clears the pending interrupt on every trap): the interrupt
- * stop itself, a group-stop, or the delivery-stop of a signal that arrived
- * meanwhile.  All of them leave the thread stopped with its user registers
- * readable; *deliver is the signal to hand back on detach, unchanged.
- * Returns 0, -ESRCH when the thread exited or is exiting, or a negative errno.
+ * What a wait status means for a job whose thread we interrupted.  Any
+ * ptrace-stop satisfies the interrupt (the kernel clears a pending interrupt
+ * on every trap): the interrupt stop itself, a group-stop, or the
+ * delivery-stop of a signal that arrived meanwhile; all leave the thread
+ * stopped with its user registers readable, and *deliver is the signal to
+ * hand back on detach, unchanged.  Returns 1 for a stop, 0 for a status to
+ * ignore, -ESRCH when the thread exited or is exiting.
  */
-static int wait_for_stop(pid_t tid, unsigned int flags,
-			 struct thread_snapshot *snap, int *deliver)
+static int classify(int status, struct thread_snapshot *snap, int *deliver)
 {
-	*deliver = 0;
-	for (;;) {
-		int status, event, rc = next_status(tid, flags, &status);
+	int event;
 
-		if (rc == -EINTR)
-			continue;
+	if (WIFEXITED(status) || WIFSIGNALED(status))
+		return -ESRCH;
+	if (!WIFSTOPPED(status))
+		return 0;
+	event = status >> 16;
+	if (event == PTRACE_EVENT_EXIT)
+		return -ESRCH;
+	*deliver = 0;
+	if (event == PTRACE_EVENT_STOP) {
+		if (is_stop_signal(WSTOPSIG(status)))
+			snap->group_stopped = true;
+	} else if (event == 0) {
+		*deliver = WSTOPSIG(status);
+		snap->signals_reinjected++;
+	}
+	return 1;
+}
+
+/* Waits for one thread's stop (the fallback of release). */
+static int wait_for_stop(struct tracer_job *j, int *deliver)
+{
+	for (;;) {
+		int status, rc = next_status(j, true, &status);
+
 		if (rc < 0)
 			return rc == -ECHILD ? -ESRCH : rc;
-		if (WIFEXITED(status) || WIFSIGNALED(status))
-			return -ESRCH;
-		if (!WIFSTOPPED(status))
-			continue;
-		event = status >> 16;
-		if (event == PTRACE_EVENT_EXIT)
-			return -ESRCH;
-		if (event == PTRACE_EVENT_STOP) {
-			if (is_stop_signal(WSTOPSIG(status)))
-				snap->group_stopped = true;
-		} else if (event == 0) {
-			*deliver = WSTOPSIG(status);
-			snap->signals_reinjected++;
-		}
-		return 0;
+		if (rc == 1 && (rc = classify(status, j->snap, deliver)) != 0)
+			return rc < 0 ? rc : 0;
 	}
 }
 
 /*
- * Detaches tid, which is only possible from a ptrace-stop, delivering the
- * signal that stopped it if any.  Should an error path have left the thread
- * seized but running, stop it first: perch never leaves a thread traced.
+ * Detaches the job's thread, which is only possible from a ptrace-stop,
+ * delivering the signal that stopped it if any.  Should an error path have
+ * left the thread seized but running, stop it first: perch never leaves a
+ * thread traced.
  */
-static int release(pid_t tid, unsigned int flags, int deliver,
-		   struct thread_snapshot *snap)
+static int release(struct tracer_job *j, int deliver)
 {
-	if (ptrace(PTRACE_DETACH, tid, 0, (void *)(intptr_t)deliver) == 0)
+	if (ptrace(PTRACE_DETACH, j->tid, 0, (void *)(intptr_t)deliver) == 0)
 		return 0;
 	if (errno != ESRCH)
 		return -errno;
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0 ||
-	    wait_for_stop(tid, flags, snap, &deliver) < 0)
+	if (ptrace(PTRACE_INTERRUPT, j->tid, 0, 0) < 0 || wait_for_stop(j, &deliver) < 0)
 		return -ESRCH;
-	return ptrace(PTRACE_DETACH, tid, 0, (void *)(intptr_t)deliver) == 0 ? 0 : -errno;
+	return ptrace(PTRACE_DETACH, j->tid, 0, (void *)(intptr_t)deliver) == 0 ? 0 : -errno;
 }
 
-int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
-		   uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx,
-		   struct thread_snapshot *snap)
+static void finish(struct tracer_job *j, int rc, int deliver)
 {
+	int detached = release(j, deliver);
+
+	j->snap->pause_ns = now_ns() - j->t0;
+	j->rc = rc < 0 ? rc : detached;
+	j->done = true;
+}
+
+/* The thread is stopped: registers, stack, release. */
+static void capture(struct tracer_job *j, int deliver,
+		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
+{
+	struct thread_snapshot *snap = j->snap;
 	struct iovec iov = { &snap->regs, sizeof snap->regs };
-	uint64_t t0, end;
-	int rc, detached, deliver = 0;
+	size_t copy_len = j->copy_len;
+	uint64_t end;
 
-	snap->regs_full = false;
-	snap->group_stopped = false;
-	snap->interrupted_syscall = false;
-	snap->stack_len = 0;
-	snap->signals_reinjected = 0;
-	snap->pause_ns = 0;
-
-	/*
-	 * TRACEEXIT makes a thread that starts exiting while seized report it
-	 * instead of turning into a zombie we would have to reap.
-	 */
-	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)PTRACE_O_TRACEEXIT) < 0)
-		return errno == ESRCH ? -ESRCH : -errno;
-	t0 = now_ns();
-	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
-		rc = errno == ESRCH ? -ESRCH : -errno;
-		goto out_detach;
-	}
-	rc = wait_for_stop(tid, flags, snap, &deliver);
-	if (rc < 0)
-		goto out_detach;
-	if (ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov) < 0) {
-		rc = errno == ESRCH ? -ESRCH : -errno;
-		goto out_detach;
+	if (ptrace(PTRACE_GETREGSET, j->tid, (void *)NT_PRSTATUS, &iov) < 0) {
+		finish(j, errno == ESRCH ? -ESRCH : -errno, deliver);
+		return;
 	}
 	snap->regs_full = true;
 	snap->interrupted_syscall = deliver == 0 && (int64_t)snap->regs.orig_rax >= 0 &&
@@ -226,12 +209,121 @@ int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
 	end = stack_end ? stack_end(ctx, snap->regs.rsp) : 0;
 	if (end > snap->regs.rsp && end - snap->regs.rsp < copy_len)
 		copy_len = (size_t)(end - snap->regs.rsp);
-	rc = copy_stack(tid, snap->regs.rsp, copy_len, snap);
-out_detach:
-	/* A thread in group-stop stays stopped after the detach. */
-	detached = release(tid, flags, deliver, snap);
-	snap->pause_ns = now_ns() - t0;
-	return rc < 0 ? rc : detached;
+	finish(j, copy_stack(j->tid, snap->regs.rsp, copy_len, snap), deliver);
+}
+
+int tracer_start(struct tracer_job *j)
+{
+	struct thread_snapshot *snap = j->snap;
+
+	j->done = false;
+	j->rc = 0;
+	snap->regs_full = false;
+	snap->group_stopped = false;
+	snap->interrupted_syscall = false;
+	snap->stack_len = 0;
+	snap->signals_reinjected = 0;
+	snap->pause_ns = 0;
+	/*
+	 * TRACEEXIT makes a thread that starts exiting while seized report it
+	 * instead of turning into a zombie we would have to reap.
+	 */
+	if (ptrace(PTRACE_SEIZE, j->tid, 0, (void *)(long)PTRACE_O_TRACEEXIT) < 0) {
+		j->rc = errno == ESRCH ? -ESRCH : -errno;
+		j->done = true;
+		return j->rc;
+	}
+	j->t0 = now_ns();
+	if (ptrace(PTRACE_INTERRUPT, j->tid, 0, 0) < 0) {
+		finish(j, errno == ESRCH ? -ESRCH : -errno, 0);
+		return j->rc;
+	}
+	return 0;
+}
+
+/* Handles whatever happened to one pending job.  Returns true if it did. */
+static bool step(struct tracer_job *j, bool block,
+		 uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
+{
+	int status, deliver = 0, rc = next_status(j, block, &status);
+
+	if (rc == 0)
+		return false;
+	if (rc < 0) {
+		finish(j, rc == -ECHILD ? -ESRCH : rc, 0);
+		return true;
+	}
+	rc = classify(status, j->snap, &deliver);
+	if (rc < 0)
+		finish(j, rc, 0);
+	else if (rc > 0)
+		capture(j, deliver, stack_end, ctx);
+	return true;
+}
+
+/*
+ * One pass over the pending jobs; returns how many are still pending, and in
+ * *sleep_on one of them whose thread needs our CPU to reach its stop.
+ */
+static size_t sweep(struct tracer_job **jobs, size_t n, struct tracer_job **sleep_on,
+		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
+{
+	size_t pending = 0;
+
+	*sleep_on = NULL;
+	for (size_t i = 0; i < n; i++) {
+		if (jobs[i]->done || step(jobs[i], false, stack_end, ctx))
+			continue;
+		pending++;
+		if (jobs[i]->flags & TRACER_NO_POLL)
+			*sleep_on = jobs[i];
+	}
+	return pending;
+}
+
+/*
+ * A thread that last ran on our CPU can only run to its stop once we give
+ * the CPU up: neither polling nor short naps (each wake-up of ours preempts
+ * it again) will do, only sleeping until it has stopped.
+ */
+void tracer_collect(struct tracer_job **jobs, size_t n, bool wait,
+		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
+{
+	uint64_t start = now_ns();
+	struct tracer_job *sleep_on;
+
+	while (sweep(jobs, n, &sleep_on, stack_end, ctx) > 0 && wait) {
+		uint64_t waited = now_ns() - start;
+		struct timespec nap = { 0, NAP_NS };
+
+		if (sleep_on != NULL) {
+			step(sleep_on, true, stack_end, ctx);
+		} else if (waited < POLL_NS) {
+			continue;
+		} else if (waited < NAPS_NS) {
+			nanosleep(&nap, NULL);
+		} else {
+			for (size_t i = 0; i < n; i++) {
+				if (!jobs[i]->done) {
+					step(jobs[i], true, stack_end, ctx);
+					break;
+				}
+			}
+		}
+	}
+}
+
+int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
+		   uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx,
+		   struct thread_snapshot *snap)
+{
+	struct tracer_job j = { .tid = tid, .flags = flags, .copy_len = copy_len,
+				.snap = snap };
+	struct tracer_job *jobs[1] = { &j };
+
+	if (tracer_start(&j) == 0)
+		tracer_collect(jobs, 1, true, stack_end, ctx);
+	return j.rc;
 }
 
 int tracer_copy_blocked(pid_t tid, uint64_t sp, uint64_t pc, size_t copy_len,

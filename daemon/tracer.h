@@ -58,6 +58,37 @@ struct thread_snapshot {
 #define TRACER_NO_POLL 0x2u
 
 /*
+ * One thread to capture.  Captures are started one after the other and
+ * collected as the threads stop, each released as soon as it is copied: a
+ * tick costs the slowest thread's stop, not the sum of all, and each thread
+ * is paused only from its own interrupt to its own detach.
+ */
+struct tracer_job {
+	pid_t tid;
+	unsigned int flags;		/* TRACER_* */
+	size_t copy_len;		/* stack bytes wanted */
+	struct thread_snapshot *snap;	/* filled in */
+	/* Set by the tracer. */
+	bool done;
+	int rc;				/* once done: 0 or a negative errno */
+	uint64_t t0;			/* when the interrupt was sent */
+};
+
+/*
+ * Seizes and interrupts the job's thread.  Returns 0 (the job is pending)
+ * or a negative errno (done: -ESRCH gone, -EPERM not traceable).
+ */
+int tracer_start(struct tracer_job *job);
+
+/*
+ * Captures and releases pending jobs whose threads have stopped: all of
+ * them (wait) or only those already stopped.  stack_end(ctx, sp) bounds the
+ * stack copy by the end of the mapping holding sp (0 when unknown).
+ */
+void tracer_collect(struct tracer_job **jobs, size_t n, bool wait,
+		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx);
+
+/*
  * Stops tid, copies registers and up to copy_len bytes of stack (bounded by
  * stack_end, the end of the mapping holding the stack pointer, when known;
  * 0 when not), and lets it go.
