@@ -15,6 +15,11 @@ struct command {
 };
 
 int cmd_dump(int argc, char **argv);
+int cmd_record(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_schedule(int argc, char **argv);
+int cmd_sessions(int argc, char **argv);
 
 /* Prints "perch: " and the message on stderr. */
 void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

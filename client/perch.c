@@ -19,6 +19,56 @@ static const struct command commands[] = {
 		"      --no-symbols  addresses and modules only (faster)\n",
 		cmd_dump,
 	},
+	{
+		"record", "-p PID [-d DURATION] [-r HZ] [--children] [--name NAME] [--json] [--no-autostart]",
+		"record a profiling session of a running process",
+		"Asks the daemon (starting one in the background if none answers) to\n"
+		"sample every thread of PID, shows the progress on a terminal, and reports\n"
+		"the session when it ends.  Ctrl-C stops the recording and keeps it.\n"
+		"\n"
+		"  -p, --pid PID        the process to profile\n"
+		"  -d, --duration D     how long (10, 30s, 5m, 1h); default: until Ctrl-C\n"
+		"  -r, --rate HZ        samples per second, with jitter (default 99)\n"
+		"      --children       also sample descendants, as they come and go\n"
+		"      --name NAME      a label for the session\n"
+		"      --json           print {session, status, samples, ...} at the end\n"
+		"      --no-autostart   fail instead of starting a daemon\n",
+		cmd_record,
+	},
+	{
+		"sessions", "[--json]",
+		"list the recorded sessions",
+		"Reads the database; no daemon needed.\n",
+		cmd_sessions,
+	},
+	{
+		"status", "[--json]",
+		"show the sessions recording now",
+		"Elapsed time, samples and late samples of each running session.\n",
+		cmd_status,
+	},
+	{
+		"stop", "SESSION",
+		"stop a recording session (what was recorded is kept)",
+		"",
+		cmd_stop,
+	},
+	{
+		"schedule", "add|ls|rm ...",
+		"profile a process every so often",
+		"  perch schedule add (--pid PID | --exe NAME | --cmdline TEXT) --every INTERVAL\n"
+		"                     --for DURATION [-r HZ] [--children] [--name NAME]\n"
+		"                     [--keep N] [--keep-for AGE]\n"
+		"  perch schedule ls [--json]\n"
+		"  perch schedule rm SCHEDULE\n"
+		"\n"
+		"A schedule's target is looked up at each firing (servers restart and change\n"
+		"pid): --exe matches the executable's file name, --cmdline a part of the\n"
+		"command line; the oldest matching process is profiled.  A firing that finds\n"
+		"no process is recorded as skipped.  --keep and --keep-for limit how many\n"
+		"of the schedule's sessions, and how old, are kept.\n",
+		cmd_schedule,
+	},
 };
 
 static const size_t ncommands = sizeof commands / sizeof commands[0];
