@@ -1,0 +1,1753 @@
+/*
+ * perchd and the perch client as a user runs them: each test starts its own
+ * `perchd --foreground` on a socket and database in a temporary directory,
+ * drives the real `perch` binary with PERCH_SOCKET and PERCH_DB set, and
+ * reads the database read-only with SQLite.  Tests profile only targets they
+ * started; the teardown kills every process a test started and removes its
+ * directory (and a tmpfs it mounted), whatever failed.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <json-c/json.h>
+#include <sqlite3.h>
+
+#include "samplecodec.h"
+#include "spawn.h"
+
+#define PERCH PERCH_BIN_DIR "/client/perch"
+#define PERCHD PERCH_BIN_DIR "/daemon/perchd"
+#define SETPRIV "/usr/bin/setpriv"
+#define NOBODY 65534
+#define MAX_CLIENTS 16
+
+/* One test's world: its directory, daemon, clients and mount. */
+struct fx {
+	char dir[64];
+	char sock[128], db[192], log[192];
+	pid_t daemon;			/* our perchd, 0 when not running */
+	char mnt[128];			/* a tmpfs we mounted, or "" */
+	pid_t clients[MAX_CLIENTS];	/* commands started, not yet reaped */
+	int nfiles;			/* numbers the output files */
+};
+
+/* A command started by a test: perch, perchd, or another program. */
+struct cmd {
+	pid_t pid;
+	char out_path[160], err_path[160];
+	unsigned long long started;
+	int status;			/* wait status */
+	double secs;			/* from start to exit */
+	char *out, *err;		/* what it printed */
+};
+
+/* ---- processes ---------------------------------------------------------- */
+
+static double secs_since(unsigned long long t0)
+{
+	return (double)(mono_ns() - t0) / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static void track_client(struct fx *f, pid_t pid, bool add)
+{
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		if (add ? f->clients[i] == 0 : f->clients[i] == pid) {
+			f->clients[i] = add ? pid : 0;
+			return;
+		}
+	}
+	assert_false(add);
+}
+
+static char *slurp(const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	ssize_t n;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	do {
+		if (cap - len < 4096) {
+			cap = cap ? cap * 2 : 8192;
+			buf = realloc(buf, cap);
+			assert_non_null(buf);
+		}
+		n = fd < 0 ? 0 : read(fd, buf + len, cap - len - 1);
+		len += n > 0 ? (size_t)n : 0;
+	} while (n > 0);
+	buf[len] = '\0';
+	if (fd >= 0)
+		close(fd);
+	return buf;
+}
+
+/* The child side of start_cmd: never returns. */
+static void exec_child(const struct fx *f, const struct cmd *c, uid_t uid,
+		       const char *const *argv)
+{
+	int out = open(c->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int err = open(c->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	/* If the test process dies, what it started dies with it. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (out < 0 || err < 0 || null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 ||
+	    dup2(err, 2) < 0)
+		_exit(126);
+	setenv("PERCH_SOCKET", f->sock, 1);
+	setenv("PERCH_DB", f->db, 1);
+	/* A daemon autostarted by mistake would outlive the test: refuse. */
+	setenv("PERCH_DAEMON", "/nonexistent/perchd", 1);
+	if (uid != 0 && (setgroups(0, NULL) < 0 || setgid(uid) < 0 || setuid(uid) < 0))
+		_exit(126);
+	execv(argv[0], (char *const *)argv);
+	_exit(127);
+}
+
+/* Starts argv (argv[0] a path) as uid with stdout and stderr to files. */
+static void start_cmd(struct fx *f, struct cmd *c, uid_t uid, const char *const *argv)
+{
+	memset(c, 0, sizeof *c);
+	f->nfiles++;
+	snprintf(c->out_path, sizeof c->out_path, "%s/out.%d", f->dir, f->nfiles);
+	snprintf(c->err_path, sizeof c->err_path, "%s/err.%d", f->dir, f->nfiles);
+	c->started = mono_ns();
+	c->pid = fork();
+	assert_true(c->pid >= 0);
+	if (c->pid == 0)
+		exec_child(f, c, uid, argv);
+	track_client(f, c->pid, true);
+}
+
+/* Waits at most timeout_ms for c; returns false (c still running) on timeout. */
+static bool wait_cmd(struct fx *f, struct cmd *c, long timeout_ms)
+{
+	unsigned long long deadline = mono_ns() + (unsigned long long)timeout_ms * 1000000ull;
+	pid_t r;
+
+	while ((r = waitpid(c->pid, &c->status, WNOHANG)) == 0) {
+		if (mono_ns() > deadline)
+			return false;
+		sleep_ms(5);
+	}
+	assert_int_equal(r, c->pid);
+	c->secs = secs_since(c->started);
+	track_client(f, c->pid, false);
+	free(c->out);
+	free(c->err);
+	c->out = slurp(c->out_path);
+	c->err = slurp(c->err_path);
+	return true;
+}
+
+static void free_cmd(struct cmd *c)
+{
+	free(c->out);
+	free(c->err);
+	c->out = c->err = NULL;
+}
+
+static int exit_code(const struct cmd *c)
+{
+	return WIFEXITED(c->status) ? WEXITSTATUS(c->status) : 128 + WTERMSIG(c->status);
+}
+
+/* Collects the NULL-terminated arguments after "perch". */
+static void perch_argv(const char **argv, size_t max, va_list ap)
+{
+	size_t n = 1;
+
+	argv[0] = PERCH;
+	while ((argv[n] = va_arg(ap, const char *)) != NULL)
+		assert_true(++n < max);
+}
+
+/* Starts perch as uid in the background. */
+static void perch_bg(struct fx *f, struct cmd *c, uid_t uid, ...)
+{
+	const char *argv[24];
+	va_list ap;
+
+	va_start(ap, uid);
+	perch_argv(argv, 24, ap);
+	va_end(ap);
+	start_cmd(f, c, uid, argv);
+}
+
+/* Runs perch as uid and waits for it (30 s at most: more is a hang). */
+static void perch(struct fx *f, struct cmd *c, uid_t uid, ...)
+{
+	const char *argv[24];
+	va_list ap;
+
+	va_start(ap, uid);
+	perch_argv(argv, 24, ap);
+	va_end(ap);
+	start_cmd(f, c, uid, argv);
+	if (!wait_cmd(f, c, 30000))
+		fail_msg("perch %s %s did not finish in 30 s", argv[1], argv[2] ? argv[2] : "");
+}
+
+/* A refusal: non-zero exit, one "perch: " line on stderr naming what. */
+static void assert_refused(const struct cmd *c, const char *what)
+{
+	size_t len = strlen(c->err);
+
+	if (exit_code(c) == 0 || len == 0 || strncmp(c->err, "perch: ", 7) != 0 ||
+	    strchr(c->err, '\n') != c->err + len - 1 ||
+	    (what != NULL && strstr(c->err, what) == NULL))
+		fail_msg("expected one error line with '%s'; got exit %d, stdout '%s', stderr '%s'",
+			 what ? what : "", exit_code(c), c->out, c->err);
+}
+
+/* ---- the daemon ----------------------------------------------------------- */
+
+static int connect_to(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(fd >= 0);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * Reads one reply line into buf.  Returns its length, 0 when the daemon
+ * closed the connection first, -1 after timeout_ms without a whole line.
+ */
+static ssize_t read_reply(int fd, char *buf, size_t size, int timeout_ms)
+{
+	unsigned long long deadline = mono_ns() + (unsigned long long)timeout_ms * 1000000ull;
+	size_t len = 0;
+
+	while (len + 1 < size) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		long long left = (long long)(deadline - mono_ns()) / 1000000;
+		ssize_t n;
+
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return -1;
+		/* A byte at a time: the next reply stays in the socket. */
+		n = read(fd, buf + len, 1);
+		if (n <= 0)
+			return 0;
+		if (buf[len++] == '\n')
+			break;
+	}
+	buf[len] = '\0';
+	return (ssize_t)len;
+}
+
+static void send_str(int fd, const char *s)
+{
+	assert_int_equal(send(fd, s, strlen(s), MSG_NOSIGNAL), (ssize_t)strlen(s));
+}
+
+/* One request on a fresh connection; the parsed reply or NULL. */
+static json_object *call(const struct fx *f, const char *request)
+{
+	char buf[65536];
+	int fd = connect_to(f->sock);
+	json_object *o = NULL;
+
+	if (fd < 0)
+		return NULL;
+	if (send(fd, request, strlen(request), MSG_NOSIGNAL) == (ssize_t)strlen(request) &&
+	    read_reply(fd, buf, sizeof buf, 10000) > 0)
+		o = json_tokener_parse(buf);
+	close(fd);
+	return o;
+}
+
+static bool daemon_answers(const struct fx *f)
+{
+	json_object *o = call(f, "{\"v\":1,\"id\":1,\"op\":\"version\"}\n"), *ok;
+	bool yes = o != NULL && json_object_object_get_ex(o, "ok", &ok) &&
+		   json_object_get_boolean(ok);
+
+	json_object_put(o);
+	return yes;
+}
+
+/*
+ * Starts perchd --foreground with the extra NULL-terminated arguments and
+ * waits until it answers.  Its stderr goes to f->log.
+ */
+static void daemon_start(struct fx *f, ...)
+{
+	const char *argv[16] = { PERCHD, "--foreground", "--socket", f->sock, "--db", f->db };
+	size_t n = 6;
+	struct cmd c;
+	va_list ap;
+
+	va_start(ap, f);
+	while ((argv[n] = va_arg(ap, const char *)) != NULL)
+		assert_true(++n < 16);
+	va_end(ap);
+	start_cmd(f, &c, 0, argv);
+	snprintf(f->log, sizeof f->log, "%s", c.err_path);
+	f->daemon = c.pid;
+	for (int i = 0; i < 500 && !daemon_answers(f); i++) {
+		if (waitpid(c.pid, &c.status, WNOHANG) == c.pid) {
+			track_client(f, c.pid, false);
+			f->daemon = 0;
+			fail_msg("perchd exited at start: %s", slurp(c.err_path));
+		}
+		sleep_ms(10);
+	}
+	assert_true(daemon_answers(f));
+}
+
+/* Signals our daemon and waits at most timeout_ms; false if it stays. */
+static bool daemon_kill(struct fx *f, int sig, long timeout_ms, int *status)
+{
+	struct cmd c = { .pid = f->daemon, .started = mono_ns() };
+
+	assert_true(f->daemon > 0);
+	kill(f->daemon, sig);
+	if (!wait_cmd(f, &c, timeout_ms))
+		return false;
+	*status = c.status;
+	free_cmd(&c);
+	f->daemon = 0;
+	return true;
+}
+
+/* The daemon is still running; else what it said. */
+static void assert_daemon_alive(struct fx *f)
+{
+	int status;
+
+	assert_true(f->daemon > 0);
+	if (waitpid(f->daemon, &status, WNOHANG) == f->daemon) {
+		track_client(f, f->daemon, false);
+		f->daemon = 0;
+		fail_msg("perchd died (status 0x%x): %s", status, slurp(f->log));
+	}
+}
+
+/* Waits until the daemon reports a session of pid with samples; its id. */
+static int64_t wait_recording(const struct fx *f, pid_t pid)
+{
+	for (int i = 0; i < 500; i++) {
+		json_object *o = call(f, "{\"v\":1,\"id\":2,\"op\":\"status\"}\n"), *arr, *v;
+
+		if (o != NULL && json_object_object_get_ex(o, "sessions", &arr)) {
+			for (size_t j = 0; j < json_object_array_length(arr); j++) {
+				json_object *s = json_object_array_get_idx(arr, j);
+				int64_t id;
+
+				json_object_object_get_ex(s, "session", &v);
+				id = json_object_get_int64(v);
+				json_object_object_get_ex(s, "pid", &v);
+				if (json_object_get_int(v) != pid)
+					continue;
+				json_object_object_get_ex(s, "samples", &v);
+				if (json_object_get_int64(v) >= 5) {
+					json_object_put(o);
+					return id;
+				}
+			}
+		}
+		json_object_put(o);
+		sleep_ms(20);
+	}
+	fail_msg("no session of pid %d is recording", (int)pid);
+	return -1;
+}
+
+/* ---- the database --------------------------------------------------------- */
+
+static sqlite3 *db_ro(const struct fx *f)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open_v2(f->db, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+/* The first column of the first row of sql, with ?1 bound to id. */
+static int64_t q_int(sqlite3 *db, const char *sql, int64_t id)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		fail_msg("no row for %s (?1 = %" PRId64 "): %s", sql, id, sqlite3_errmsg(db));
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Same for text, copied into buf ("" for NULL). */
+static const char *q_text(sqlite3 *db, const char *sql, int64_t id, char *buf, size_t size)
+{
+	sqlite3_stmt *st;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_ROW)
+		fail_msg("no row for %s (?1 = %" PRId64 ")", sql, id);
+	snprintf(buf, size, "%s", sqlite3_column_text(st, 0) ?
+		 (const char *)sqlite3_column_text(st, 0) : "");
+	sqlite3_finalize(st);
+	return buf;
+}
+
+static void assert_status(const struct fx *f, int64_t id, const char *want)
+{
+	char status[32];
+	sqlite3 *db = db_ro(f);
+
+	q_text(db, "SELECT status FROM sessions WHERE id = ?1", id, status, sizeof status);
+	sqlite3_close(db);
+	if (strcmp(status, want) != 0)
+		fail_msg("session %" PRId64 " is '%s', expected '%s'", id, status, want);
+}
+
+struct decoded {
+	uint32_t thread, stack;
+	char state;
+};
+
+struct decode_ctx {
+	struct decoded *v;
+	size_t n, cap;
+	uint32_t thread;
+	uint64_t last_ns;		/* of this thread so far */
+	bool backwards;
+};
+
+static int on_sample(void *arg, const struct codec_sample *s)
+{
+	struct decode_ctx *d = arg;
+
+	if (s->time_ns < d->last_ns)
+		d->backwards = true;
+	d->last_ns = s->time_ns;
+	if (d->n == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 1024;
+		d->v = realloc(d->v, d->cap * sizeof *d->v);
+		assert_non_null(d->v);
+	}
+	d->v[d->n++] = (struct decoded){ d->thread, s->stack_id, s->state };
+	return 0;
+}
+
+static int by_key(const void *a, const void *b)
+{
+	const struct decoded *x = a, *y = b;
+
+	if (x->thread != y->thread)
+		return x->thread < y->thread ? -1 : 1;
+	if (x->stack != y->stack)
+		return x->stack < y->stack ? -1 : 1;
+	return (x->state > y->state) - (x->state < y->state);
+}
+
+/* Decodes every chunk of a session: counts agree, times never go back. */
+static void decode_chunks(sqlite3 *db, int64_t id, struct decode_ctx *d)
+{
+	sqlite3_stmt *st;
+
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT thread_id, first_ns, last_ns, samples, "
+					    "data FROM sample_chunks WHERE session_id = ?1 "
+					    "ORDER BY thread_id, first_ns", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		uint32_t thread = (uint32_t)sqlite3_column_int(st, 0);
+		long n;
+
+		if (thread != d->thread || d->n == 0)
+			d->last_ns = 0;
+		d->thread = thread;
+		n = codec_decode(sqlite3_column_blob(st, 4), (size_t)sqlite3_column_bytes(st, 4),
+				 (uint64_t)sqlite3_column_int64(st, 1), on_sample, d);
+		assert_int_equal(n, sqlite3_column_int64(st, 3));
+		assert_int_equal(d->last_ns, (uint64_t)sqlite3_column_int64(st, 2));
+	}
+	sqlite3_finalize(st);
+	assert_false(d->backwards);
+}
+
+/* The raw samples tally to exactly the counts table. */
+static void compare_counts(sqlite3 *db, int64_t id, struct decode_ctx *d)
+{
+	sqlite3_stmt *st;
+	size_t i = 0;
+
+	qsort(d->v, d->n, sizeof *d->v, by_key);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT thread_id, stack_id, state, samples "
+					    "FROM counts WHERE session_id = ?1 "
+					    "ORDER BY thread_id, stack_id, state", -1, &st, NULL),
+			 SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct decoded key = { (uint32_t)sqlite3_column_int(st, 0),
+				       (uint32_t)sqlite3_column_int(st, 1),
+				       (char)sqlite3_column_text(st, 2)[0] };
+		int64_t run = 0;
+
+		while (i < d->n && by_key(&d->v[i], &key) == 0) {
+			run++;
+			i++;
+		}
+		if (run != sqlite3_column_int64(st, 3))
+			fail_msg("counts (thread %u, stack %u, %c) = %lld, raw samples %lld",
+				 key.thread, key.stack, key.state,
+				 (long long)sqlite3_column_int64(st, 3), (long long)run);
+	}
+	sqlite3_finalize(st);
+	assert_int_equal(i, d->n);
+}
+
+/*
+ * What every stored session must satisfy: totals, counts and raw samples
+ * agree, and every id refers to a row.  Returns thread_samples.
+ */
+static int64_t check_session_data(const struct fx *f, int64_t id)
+{
+	sqlite3 *db = db_ro(f);
+	struct decode_ctx d = { 0 };
+	int64_t ts;
+
+	ts = q_int(db, "SELECT thread_samples FROM sessions WHERE id = ?1", id);
+	assert_int_equal(ts, q_int(db, "SELECT coalesce(sum(samples), 0) FROM counts "
+				   "WHERE session_id = ?1", id));
+	assert_int_equal(q_int(db, "SELECT count(*) FROM counts c WHERE session_id = ?1 AND "
+			       "NOT EXISTS (SELECT 1 FROM stack_nodes n WHERE n.session_id = "
+			       "c.session_id AND n.id = c.stack_id)", id), 0);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM stack_nodes n WHERE session_id = ?1 "
+			       "AND (NOT EXISTS (SELECT 1 FROM frames f WHERE f.session_id = ?1 "
+			       "AND f.id = n.frame_id) OR (parent_id != 0 AND NOT EXISTS "
+			       "(SELECT 1 FROM stack_nodes p WHERE p.session_id = ?1 AND "
+			       "p.id = n.parent_id)))", id), 0);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM counts c WHERE session_id = ?1 AND "
+			       "NOT EXISTS (SELECT 1 FROM threads t WHERE t.session_id = ?1 "
+			       "AND t.id = c.thread_id)", id), 0);
+	decode_chunks(db, id, &d);
+	assert_int_equal(d.n, ts);
+	compare_counts(db, id, &d);
+	free(d.v);
+	sqlite3_close(db);
+	return ts;
+}
+
+/* Samples of a session whose leaf frame is func (threads named like name). */
+static int64_t leaf_samples(sqlite3 *db, int64_t id, const char *func, const char *name)
+{
+	sqlite3_stmt *st;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT coalesce(sum(c.samples), 0) FROM counts c "
+		"JOIN threads t ON t.session_id = c.session_id AND t.id = c.thread_id "
+		"LEFT JOIN stack_nodes n ON n.session_id = c.session_id AND n.id = c.stack_id "
+		"LEFT JOIN frames fr ON fr.session_id = c.session_id AND fr.id = n.frame_id "
+		"WHERE c.session_id = ?1 AND t.name LIKE ?3 AND (?2 IS NULL OR fr.func = ?2)",
+		-1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	if (func != NULL)
+		sqlite3_bind_text(st, 2, func, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* ---- targets -------------------------------------------------------------- */
+
+static const char *pid_str(pid_t pid)
+{
+	static char bufs[4][16];
+	static int next;
+	char *b = bufs[next++ % 4];
+
+	snprintf(b, sizeof bufs[0], "%d", (int)pid);
+	return b;
+}
+
+/* TracerPid of one thread, or -1 when gone. */
+static int thread_tracer(pid_t pid, pid_t tid)
+{
+	char path[96], buf[4096];
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	p = strstr(buf, "TracerPid:");
+	return p ? atoi(p + 10) : -1;
+}
+
+/* Whether every thread of pid runs free: not stopped, not traced. */
+static bool untraced(pid_t pid, int want_threads, char *why, size_t size)
+{
+	pid_t tids[256];
+	int n = proc_threads(pid, tids, 256);
+
+	if (n < want_threads) {
+		snprintf(why, size, "%d threads, expected %d", n, want_threads);
+		return false;
+	}
+	for (int i = 0; i < n; i++) {
+		char st = proc_state(pid, tids[i]);
+		int tracer = thread_tracer(pid, tids[i]);
+
+		if (st == 't' || st == 'T' || st == 0 || tracer != 0) {
+			snprintf(why, size, "thread %d: state '%c', TracerPid %d",
+				 (int)tids[i], st ? st : '-', tracer);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The target is left running free within 2 s, and keeps using CPU. */
+static void assert_untraced(pid_t pid, int want_threads)
+{
+	char why[128] = "";
+	unsigned long long cpu;
+
+	for (int i = 0; i < 100 && !untraced(pid, want_threads, why, sizeof why); i++)
+		sleep_ms(20);
+	if (!untraced(pid, want_threads, why, sizeof why))
+		fail_msg("target %d not left alone: %s", (int)pid, why);
+	cpu = proc_utime(pid);
+	sleep_ms(200);
+	assert_true(proc_utime(pid) > cpu);
+}
+
+/* The effective uid of a process, or -1. */
+static long process_uid(pid_t pid)
+{
+	char path[64], buf[4096];
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	p = strstr(buf, "\nUid:");
+	return p ? strtol(p + 5, NULL, 10) : -1;
+}
+
+static void spawn_or_fail(struct child *c, const char *name, const char *const *args)
+{
+	if (spawn_target(c, name, args) < 0)
+		fail_msg("cannot start target %s", name);
+}
+
+/* ---- setup and teardown --------------------------------------------------- */
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+
+	assert_non_null(f);
+	snprintf(f->dir, sizeof f->dir, "/tmp/perch-test-daemon-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	/* Searchable by nobody, who connects to the socket in it (test_access). */
+	chmod(f->dir, 0711);
+	snprintf(f->sock, sizeof f->sock, "%s/perch.sock", f->dir);
+	snprintf(f->db, sizeof f->db, "%s/perch.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/*
+ * Whether a sanitizer (PERCH_SANITIZE builds) reported anything on the
+ * stderr of a command the test ran, the daemon included; prints it.
+ */
+static bool sanitizer_reports(const struct fx *f)
+{
+	bool found = false;
+
+	for (int i = 1; i <= f->nfiles; i++) {
+		char path[160], *text;
+
+		snprintf(path, sizeof path, "%s/err.%d", f->dir, i);
+		text = slurp(path);
+		if (strstr(text, "runtime error:") || strstr(text, "AddressSanitizer") ||
+		    strstr(text, "LeakSanitizer")) {
+			print_error("sanitizer report in %s:\n%s\n", path, text);
+			found = true;
+		}
+		free(text);
+	}
+	return found;
+}
+
+/* Stops our daemon gently (so that a sanitizer reports leaks), else kills it. */
+static void stop_daemon(struct fx *f)
+{
+	int status;
+
+	if (f->daemon > 0 && !daemon_kill(f, SIGTERM, 5000, &status)) {
+		print_error("perchd did not stop in 5 s after SIGTERM\n");
+		kill(f->daemon, SIGKILL);
+	}
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	bool reports;
+
+	stop_daemon(f);
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		if (f->clients[i] > 0) {
+			kill(f->clients[i], SIGKILL);
+			waitpid(f->clients[i], NULL, 0);
+		}
+	}
+	spawn_kill_all();
+	reports = sanitizer_reports(f);
+	if (f->mnt[0] != '\0')
+		umount2(f->mnt, MNT_DETACH);
+	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return reports ? -1 : 0;
+}
+
+/* ---- 1, 2: recording ------------------------------------------------------ */
+
+static void test_record(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	struct cmd c;
+	json_object *arr, *s = NULL, *v;
+	int64_t id = 0, all, alpha;
+	double share;
+	char names[3][32];
+	sqlite3 *db;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	perch(f, &c, 0, "record", "-p", pid_str(burner.pid), "-d", "2", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	if (strstr(c.out, "session ") == NULL ||
+	    sscanf(strstr(c.out, "session "), "session %" SCNd64 ": complete", &id) != 1)
+		fail_msg("record printed '%s'", c.out);
+	free_cmd(&c);
+
+	perch(f, &c, 0, "sessions", "--json", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	arr = json_tokener_parse(c.out);
+	assert_non_null(arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *o = json_object_array_get_idx(arr, i);
+
+		if (json_object_object_get_ex(o, "session", &v) && json_object_get_int64(v) == id)
+			s = o;
+	}
+	assert_non_null(s);
+	assert_true(json_object_object_get_ex(s, "status", &v));
+	assert_string_equal(json_object_get_string(v), "complete");
+	assert_true(json_object_object_get_ex(s, "samples", &v));
+	/* 2 s at 99 Hz, within 15 %. */
+	if (json_object_get_int64(v) < 169 || json_object_get_int64(v) > 227)
+		fail_msg("%" PRId64 " samples in 2 s at 99 Hz", json_object_get_int64(v));
+	json_object_put(arr);
+	free_cmd(&c);
+
+	check_session_data(f, id);
+	db = db_ro(f);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM threads WHERE session_id = ?1", id), 3);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM threads WHERE session_id = ?1 AND "
+			       "pid = tid", id), 1);
+	q_text(db, "SELECT name FROM threads WHERE session_id = ?1 ORDER BY name LIMIT 1",
+	       id, names[0], sizeof names[0]);
+	q_text(db, "SELECT name FROM threads WHERE session_id = ?1 ORDER BY name LIMIT 1 "
+	       "OFFSET 1", id, names[1], sizeof names[1]);
+	q_text(db, "SELECT name FROM threads WHERE session_id = ?1 ORDER BY name LIMIT 1 "
+	       "OFFSET 2", id, names[2], sizeof names[2]);
+	assert_string_equal(names[0], "burner");
+	assert_string_equal(names[1], "burner-0");
+	assert_string_equal(names[2], "burner-1");
+	assert_true(q_int(db, "SELECT count(*) FROM frames WHERE session_id = ?1 AND "
+			  "func = 'burn_alpha'", id) > 0);
+	assert_true(q_int(db, "SELECT count(*) FROM frames WHERE session_id = ?1 AND "
+			  "func = 'burn_beta'", id) > 0);
+	all = leaf_samples(db, id, NULL, "burner-%");
+	alpha = leaf_samples(db, id, "burn_alpha", "burner-%");
+	share = all > 0 ? 100.0 * (double)alpha / (double)all : 0;
+	print_message("burn_alpha: %.1f %% of %" PRId64 " worker samples\n", share, all);
+	if (share < 70 || share > 80)
+		fail_msg("burn_alpha is the leaf in %.1f %% of worker samples, expected 75 +- 5",
+			 share);
+	sqlite3_close(db);
+	assert_int_equal(child_quit(&burner), 0);
+}
+
+static void test_record_json(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	json_object *o, *v;
+	struct cmd c;
+	sqlite3 *db;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	perch(f, &c, 0, "record", "-p", pid_str(burner.pid), "-d", "1", "--json",
+	      "--no-autostart", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	o = json_tokener_parse(c.out);
+	if (o == NULL || !json_object_is_type(o, json_type_object))
+		fail_msg("record --json printed '%s'", c.out);
+	assert_true(json_object_object_get_ex(o, "session", &v));
+	assert_true(json_object_is_type(v, json_type_int));
+	assert_true(json_object_get_int64(v) > 0);
+	db = db_ro(f);
+	assert_true(q_int(db, "SELECT count(*) FROM sessions WHERE id = ?1",
+			  json_object_get_int64(v)) == 1);
+	sqlite3_close(db);
+	assert_true(json_object_object_get_ex(o, "status", &v));
+	assert_true(json_object_is_type(v, json_type_string));
+	assert_string_equal(json_object_get_string(v), "complete");
+	assert_true(json_object_object_get_ex(o, "samples", &v));
+	assert_true(json_object_is_type(v, json_type_int));
+	assert_true(json_object_get_int64(v) > 0);
+	json_object_put(o);
+	free_cmd(&c);
+	assert_int_equal(child_quit(&burner), 0);
+}
+
+/* ---- 3, 4: stopping a recording ------------------------------------------ */
+
+static void test_ctrl_c(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	struct cmd rec;
+	int64_t id;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	perch_bg(f, &rec, 0, "record", "-p", pid_str(burner.pid), "--no-autostart", NULL);
+	id = wait_recording(f, burner.pid);
+	sleep_ms(1000);
+	kill(rec.pid, SIGINT);
+	if (!wait_cmd(f, &rec, 5000))
+		fail_msg("perch record still runs 5 s after SIGINT");
+	if (exit_code(&rec) != 0)
+		fail_msg("record exited %d after SIGINT: %s", exit_code(&rec), rec.err);
+	assert_non_null(strstr(rec.out, "stopped"));
+	assert_status(f, id, "stopped");
+	assert_true(check_session_data(f, id) > 0);
+	free_cmd(&rec);
+	assert_untraced(burner.pid, 3);
+	assert_int_equal(child_quit(&burner), 0);
+}
+
+/* The session id in a `perch status --json` array, with its fields checked. */
+static void check_status_json(const char *out, int64_t id)
+{
+	json_object *arr = json_tokener_parse(out), *s = NULL, *v;
+
+	if (arr == NULL || !json_object_is_type(arr, json_type_array))
+		fail_msg("status --json printed '%s'", out);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *o = json_object_array_get_idx(arr, i);
+
+		if (json_object_object_get_ex(o, "session", &v) && json_object_get_int64(v) == id)
+			s = o;
+	}
+	if (s == NULL)
+		fail_msg("status does not show session %" PRId64 ": %s", id, out);
+	assert_true(json_object_object_get_ex(s, "elapsed_s", &v));
+	assert_true(json_object_is_type(v, json_type_double) ||
+		    json_object_is_type(v, json_type_int));
+	assert_true(json_object_get_double(v) > 0);
+	assert_true(json_object_object_get_ex(s, "samples", &v));
+	assert_true(json_object_get_int64(v) > 0);
+	assert_true(json_object_object_get_ex(s, "late_percent", &v));
+	assert_true(json_object_is_type(v, json_type_double) ||
+		    json_object_is_type(v, json_type_int));
+	assert_true(json_object_get_double(v) >= 0 && json_object_get_double(v) <= 100);
+	json_object_put(arr);
+}
+
+static void test_status_stop(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	struct cmd rec, c;
+	char id_arg[24];
+	int64_t id;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	perch_bg(f, &rec, 0, "record", "-p", pid_str(burner.pid), "--no-autostart", NULL);
+	id = wait_recording(f, burner.pid);
+	perch(f, &c, 0, "status", "--json", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	check_status_json(c.out, id);
+	free_cmd(&c);
+	perch(f, &c, 0, "status", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	assert_non_null(strstr(c.out, pid_str(burner.pid)));
+	free_cmd(&c);
+
+	snprintf(id_arg, sizeof id_arg, "%" PRId64, id);
+	perch(f, &c, 0, "stop", id_arg, NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	if (!wait_cmd(f, &rec, 5000))
+		fail_msg("perch record still runs 5 s after perch stop");
+	assert_int_equal(exit_code(&rec), 0);
+	free_cmd(&rec);
+	assert_status(f, id, "stopped");
+	assert_true(check_session_data(f, id) > 0);
+	/* Stopping it again: there is nothing recording by that id. */
+	perch(f, &c, 0, "stop", id_arg, NULL);
+	assert_refused(&c, NULL);
+	free_cmd(&c);
+	assert_int_equal(child_quit(&burner), 0);
+}
+
+/* ---- 5: refusals ---------------------------------------------------------- */
+
+/* A pid nobody uses now. */
+static pid_t free_pid(void)
+{
+	for (pid_t pid = 4000000; pid > 1000; pid -= 7)
+		if (kill(pid, 0) < 0 && errno == ESRCH)
+			return pid;
+	fail_msg("no free pid");
+	return -1;
+}
+
+static void test_refusals(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	struct cmd rec, c;
+	const char *pid;
+	sqlite3 *db;
+	int64_t id;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	pid = pid_str(burner.pid);
+	perch_bg(f, &rec, 0, "record", "-p", pid, "--no-autostart", NULL);
+	id = wait_recording(f, burner.pid);
+
+	perch(f, &c, 0, "record", "-p", pid, "-d", "1", "--no-autostart", NULL);
+	assert_refused(&c, "already");
+	free_cmd(&c);
+	/* The first session goes on. */
+	assert_int_equal(wait_recording(f, burner.pid), id);
+
+	perch(f, &c, 0, "record", "-p", pid_str(free_pid()), "-d", "1", "--no-autostart", NULL);
+	assert_refused(&c, "no such process");
+	free_cmd(&c);
+	perch(f, &c, 0, "record", "-p", pid, "-r", "0", "--no-autostart", NULL);
+	assert_refused(&c, "rate");
+	free_cmd(&c);
+	perch(f, &c, 0, "record", "-p", pid, "-d", "-1", "--no-autostart", NULL);
+	assert_refused(&c, "duration");
+	free_cmd(&c);
+	perch(f, &c, 0, "record", "-p", "abc", "--no-autostart", NULL);
+	assert_refused(&c, "pid");
+	free_cmd(&c);
+
+	kill(rec.pid, SIGINT);
+	assert_true(wait_cmd(f, &rec, 5000));
+	assert_int_equal(exit_code(&rec), 0);
+	free_cmd(&rec);
+	assert_status(f, id, "stopped");
+	/* Nothing but the first session was recorded. */
+	db = db_ro(f);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM sessions", 0), 1);
+	sqlite3_close(db);
+	assert_int_equal(child_quit(&burner), 0);
+}
+
+/* ---- 6, 7: targets that come and go --------------------------------------- */
+
+static void test_target_exits(void **state)
+{
+	const char *const args[] = { "--seconds", "1", NULL };
+	struct fx *f = *state;
+	struct child burner;
+	struct cmd c;
+	int64_t id = 0;
+	sqlite3 *db;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", args);
+	/* Not reaped until the end: its parent may be slow to reap it. */
+	perch(f, &c, 0, "record", "-p", pid_str(burner.pid), "-d", "5", "--json",
+	      "--no-autostart", NULL);
+	print_message("record returned after %.2f s: %s%s", c.secs, c.out, c.err);
+	assert_int_equal(exit_code(&c), 0);
+	assert_non_null(strstr(c.out, "\"target-exited\""));
+	if (c.secs >= 3)
+		fail_msg("record returned %.1f s after it started, 1 s after the target exited",
+			 c.secs);
+	db = db_ro(f);
+	id = q_int(db, "SELECT max(id) FROM sessions", 0);
+	assert_true(q_int(db, "SELECT samples FROM sessions WHERE id = ?1", id) > 0);
+	sqlite3_close(db);
+	assert_status(f, id, "target-exited");
+	check_session_data(f, id);
+	free_cmd(&c);
+	assert_int_equal(child_wait(&burner), 0);
+}
+
+static void test_children(void **state)
+{
+	const char *const args[] = { "--children", "2", NULL };
+	struct fx *f = *state;
+	struct child forker;
+	struct cmd c;
+	int64_t id, in_child;
+	sqlite3 *db;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&forker, "forker", args);
+	perch(f, &c, 0, "record", "-p", pid_str(forker.pid), "-d", "2", "--children",
+	      "--no-autostart", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	db = db_ro(f);
+	id = q_int(db, "SELECT max(id) FROM sessions", 0);
+	assert_int_equal(q_int(db, "SELECT children FROM sessions WHERE id = ?1", id), 1);
+	assert_true(q_int(db, "SELECT count(DISTINCT pid) FROM threads WHERE session_id = ?1",
+			  id) >= 3);
+	in_child = leaf_samples(db, id, "child_work", "%");
+	print_message("%" PRId64 " samples in child_work of %" PRId64 "\n", in_child,
+		      leaf_samples(db, id, NULL, "%"));
+	assert_true(in_child > 0);
+	sqlite3_close(db);
+	check_session_data(f, id);
+	assert_int_equal(child_quit(&forker), 0);
+}
+
+/* ---- 8, 9: the daemon goes away ------------------------------------------- */
+
+static void test_daemon_sigterm(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	struct cmd rec;
+	struct stat st;
+	int64_t id;
+	int status;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	perch_bg(f, &rec, 0, "record", "-p", pid_str(burner.pid), "--no-autostart", NULL);
+	id = wait_recording(f, burner.pid);
+	sleep_ms(500);
+	if (!daemon_kill(f, SIGTERM, 5000, &status))
+		fail_msg("perchd still runs 5 s after SIGTERM");
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	assert_int_equal(lstat(f->sock, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_status(f, id, "stopped");
+	assert_true(check_session_data(f, id) > 0);
+	assert_untraced(burner.pid, 3);
+	/* The client lost its daemon: it must end, not hang. */
+	assert_true(wait_cmd(f, &rec, 5000));
+	print_message("record after the daemon left: exit %d, %s", exit_code(&rec), rec.err);
+	free_cmd(&rec);
+	assert_int_equal(child_quit(&burner), 0);
+}
+
+static void test_daemon_kill9(void **state)
+{
+	const char *const args[] = { "--threads", "16", NULL };
+	struct fx *f = *state;
+	struct child target;
+	struct cmd rec;
+	int64_t id;
+	int status;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&target, "threads", args);
+	perch_bg(f, &rec, 0, "record", "-p", pid_str(target.pid), "--no-autostart", NULL);
+	id = wait_recording(f, target.pid);
+	sleep_ms(300);
+	assert_true(daemon_kill(f, SIGKILL, 5000, &status));
+	assert_untraced(target.pid, 17);
+	assert_true(wait_cmd(f, &rec, 5000));
+	free_cmd(&rec);
+	assert_status(f, id, "recording");
+	daemon_start(f, NULL);
+	assert_status(f, id, "interrupted");
+	assert_int_equal(child_quit(&target), 0);
+}
+
+/* ---- 10: schedules -------------------------------------------------------- */
+
+/* A copy of burner with a name no other process has, for --exe. */
+static void unique_burner(struct fx *f, struct child *c, char *name, size_t size)
+{
+	char src[512], dst[256], buf[65536];
+	int in, out;
+	ssize_t n;
+
+	snprintf(name, size, "pb%d", (int)getpid());
+	snprintf(src, sizeof src, "%s/burner", PERCH_TARGETS_DIR);
+	snprintf(dst, sizeof dst, "%s/%s", f->dir, name);
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	assert_true(in >= 0 && out >= 0);
+	while ((n = read(in, buf, sizeof buf)) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	close(in);
+	close(out);
+	if (spawn_path(c, dst, NULL) < 0)
+		fail_msg("cannot start %s", dst);
+}
+
+/* The id of the schedule that `perch schedule add` reported. */
+static int64_t schedule_add(struct fx *f, const char *exe, const char *every,
+			    const char *dur, const char *keep)
+{
+	struct cmd c;
+	int64_t id = 0;
+
+	if (keep != NULL)
+		perch(f, &c, 0, "schedule", "add", "--exe", exe, "--every", every, "--for", dur,
+		      "--keep", keep, NULL);
+	else
+		perch(f, &c, 0, "schedule", "add", "--exe", exe, "--every", every, "--for", dur,
+		      NULL);
+	assert_int_equal(exit_code(&c), 0);
+	if (sscanf(c.out, "schedule %" SCNd64 " added", &id) != 1)
+		fail_msg("schedule add printed '%s' '%s'", c.out, c.err);
+	free_cmd(&c);
+	return id;
+}
+
+/* The schedule as `perch schedule ls --json` lists it, or NULL (put it). */
+static json_object *schedule_listed(struct fx *f, int64_t id)
+{
+	json_object *arr, *found = NULL, *v;
+	struct cmd c;
+
+	perch(f, &c, 0, "schedule", "ls", "--json", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	arr = json_tokener_parse(c.out);
+	if (arr == NULL || !json_object_is_type(arr, json_type_array))
+		fail_msg("schedule ls --json printed '%s'", c.out);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *o = json_object_array_get_idx(arr, i);
+
+		if (json_object_object_get_ex(o, "schedule", &v) && json_object_get_int64(v) == id)
+			found = json_object_get(o);
+	}
+	json_object_put(arr);
+	free_cmd(&c);
+	return found;
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/*
+ * Sessions of schedule id: in all, and kept (ended more than 0.5 s ago:
+ * retention runs just after a session ends), and the oldest one's id.
+ */
+static void count_scheduled(const struct fx *f, int64_t id, int64_t *all, int64_t *kept,
+			    int64_t *oldest)
+{
+	sqlite3 *db = db_ro(f);
+	sqlite3_stmt *st;
+
+	*all = q_int(db, "SELECT count(*) FROM sessions WHERE schedule_id = ?1", id);
+	*oldest = q_int(db, "SELECT coalesce(min(id), 0) FROM sessions WHERE schedule_id = ?1",
+			id);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sessions WHERE "
+					    "schedule_id = ?1 AND status != 'recording' AND "
+					    "ended_ns < ?2", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)(real_ns() - 500000000u));
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	*kept = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+/* The schedule as listed has what was asked. */
+static void check_listed(struct fx *f, int64_t id, const char *exe)
+{
+	json_object *o = schedule_listed(f, id), *v;
+
+	assert_non_null(o);
+	assert_true(json_object_object_get_ex(o, "target", &v));
+	assert_string_equal(json_object_get_string(v), exe);
+	assert_true(json_object_object_get_ex(o, "kind", &v));
+	assert_string_equal(json_object_get_string(v), "exe");
+	assert_true(json_object_object_get_ex(o, "interval_s", &v));
+	assert_true(json_object_get_double(v) == 2.0);
+	assert_true(json_object_object_get_ex(o, "keep_count", &v));
+	assert_int_equal(json_object_get_int64(v), 2);
+	json_object_put(o);
+}
+
+/* A burner schedule fires every 2 s, keeping its 2 latest sessions. */
+static int64_t check_burner_schedule(struct fx *f, const char *exe)
+{
+	int64_t id = schedule_add(f, exe, "2s", "1s", "2"), all, kept, oldest, first = 0, seen = 0;
+	unsigned long long t0 = mono_ns();
+	sqlite3 *db;
+
+	check_listed(f, id, exe);
+	/* Firings at 2, 4 and 6 s: the third makes retention delete the first. */
+	while (secs_since(t0) < 7.6) {
+		count_scheduled(f, id, &all, &kept, &oldest);
+		if (all > 3 || kept > 2)
+			fail_msg("schedule %" PRId64 " has %" PRId64 " sessions, %" PRId64
+				 " ended, with --keep 2", id, all, kept);
+		seen = all > seen ? all : seen;
+		first = first ? first : oldest;
+		sleep_ms(100);
+	}
+	count_scheduled(f, id, &all, &kept, &oldest);
+	print_message("schedule %" PRId64 ": %" PRId64 " sessions, %" PRId64 " kept after %.1f s\n",
+		      id, all, kept, secs_since(t0));
+	assert_true(seen >= 2);
+	assert_int_equal(kept, 2);
+	if (first == 0 || oldest == first)
+		fail_msg("the schedule's first session (%" PRId64 ") was not deleted", first);
+	db = db_ro(f);
+	assert_true(q_int(db, "SELECT count(*) FROM schedule_runs WHERE schedule_id = ?1 "
+			  "AND outcome = 'started'", id) >= 3);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM sessions WHERE schedule_id = ?1 "
+			       "AND status NOT IN ('complete', 'recording')", id), 0);
+	sqlite3_close(db);
+	return id;
+}
+
+/* A schedule whose target does not exist: skipped runs, once per firing. */
+static void check_missing_schedule(struct fx *f)
+{
+	unsigned long long t0 = mono_ns();
+	int64_t id = schedule_add(f, "no-such-program-xyz", "1s", "500ms", NULL), runs;
+	char id_arg[24];
+	json_object *o;
+	struct cmd c;
+	sqlite3 *db;
+
+	sleep_ms(2500);
+	assert_daemon_alive(f);
+	db = db_ro(f);
+	runs = q_int(db, "SELECT count(*) FROM schedule_runs WHERE schedule_id = ?1", id);
+	assert_true(runs >= 1);
+	assert_true(runs <= (int64_t)secs_since(t0) + 1);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM schedule_runs WHERE schedule_id = ?1 "
+			       "AND outcome != 'skipped'", id), 0);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM schedule_runs WHERE schedule_id = ?1 "
+			       "AND session_id IS NOT NULL", id), 0);
+	sqlite3_close(db);
+
+	snprintf(id_arg, sizeof id_arg, "%" PRId64, id);
+	perch(f, &c, 0, "schedule", "rm", id_arg, NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	o = schedule_listed(f, id);
+	assert_null(o);
+	db = db_ro(f);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM schedules WHERE id = ?1", id), 0);
+	sqlite3_close(db);
+	perch(f, &c, 0, "schedule", "rm", id_arg, NULL);
+	assert_refused(&c, NULL);
+	free_cmd(&c);
+}
+
+static void test_schedules(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	char exe[32];
+	json_object *o;
+	int64_t id;
+	int status;
+
+	daemon_start(f, NULL);
+	unique_burner(f, &burner, exe, sizeof exe);
+	id = check_burner_schedule(f, exe);
+	check_missing_schedule(f);
+
+	assert_true(daemon_kill(f, SIGTERM, 5000, &status));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	daemon_start(f, NULL);
+	o = schedule_listed(f, id);
+	if (o == NULL)
+		fail_msg("schedule %" PRId64 " is gone after a restart", id);
+	json_object_put(o);
+	assert_untraced(burner.pid, 3);
+	assert_int_equal(child_quit(&burner), 0);
+}
+
+/* ---- 11: who may profile what --------------------------------------------- */
+
+/* Whether nobody may run path (exit status of a child that tries). */
+static bool nobody_can_run(const char *path)
+{
+	int status;
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setgid(NOBODY) < 0 || setuid(NOBODY) < 0)
+			_exit(2);
+		_exit(access(path, X_OK) == 0 ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static mode_t mode_of(const char *path, gid_t *gid)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	if (gid != NULL)
+		*gid = st.st_gid;
+	return st.st_mode & 07777;
+}
+
+/* Without --group the socket is 0600; with a group name, 0660 and that group. */
+static void check_modes(struct fx *f)
+{
+	int status;
+	gid_t gid;
+
+	daemon_start(f, NULL);
+	assert_int_equal(mode_of(f->sock, NULL), 0600);
+	assert_int_equal(mode_of(f->db, NULL), 0600);
+	assert_true(daemon_kill(f, SIGTERM, 5000, &status));
+	if (getgrgid(NOBODY) != NULL) {
+		daemon_start(f, "--group", getgrgid(NOBODY)->gr_name, NULL);
+		assert_int_equal(mode_of(f->sock, &gid), 0660);
+		assert_int_equal(gid, NOBODY);
+		assert_true(daemon_kill(f, SIGTERM, 5000, &status));
+	}
+}
+
+/* nobody's status: lists mine, not theirs. */
+static void check_nobody_status(struct fx *f, int64_t mine, int64_t theirs)
+{
+	json_object *arr, *v;
+	bool seen_mine = false;
+	struct cmd c;
+	char id_arg[24];
+
+	perch(f, &c, NOBODY, "status", "--json", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	arr = json_tokener_parse(c.out);
+	assert_non_null(arr);
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object_object_get_ex(json_object_array_get_idx(arr, i), "session", &v);
+		if (json_object_get_int64(v) == theirs)
+			fail_msg("nobody's status shows root's session: %s", c.out);
+		seen_mine |= json_object_get_int64(v) == mine;
+	}
+	if (!seen_mine)
+		fail_msg("nobody's status does not show nobody's session %" PRId64 ": %s",
+			 mine, c.out);
+	json_object_put(arr);
+	free_cmd(&c);
+	snprintf(id_arg, sizeof id_arg, "%" PRId64, theirs);
+	perch(f, &c, NOBODY, "stop", id_arg, NULL);
+	assert_refused(&c, NULL);
+	free_cmd(&c);
+}
+
+static void test_access(void **state)
+{
+	const char *const nobody_args[] = { "--reuid=65534", "--regid=65534", "--clear-groups",
+					    PERCH_TARGETS_DIR "/burner", NULL };
+	struct fx *f = *state;
+	struct child root_burner, nobody_burner;
+	struct cmd root_rec, nobody_rec, c;
+	int64_t theirs, mine;
+	sqlite3 *db;
+
+	if (geteuid() != 0 || !nobody_can_run(PERCH) ||
+	    !nobody_can_run(PERCH_TARGETS_DIR "/burner") || access(SETPRIV, X_OK) < 0) {
+		print_message("skipped: not root, or nobody cannot run the binaries, or no %s\n",
+			      SETPRIV);
+		skip();
+	}
+	check_modes(f);
+	daemon_start(f, "--group", "65534", NULL);
+	assert_int_equal(mode_of(f->sock, NULL), 0660);
+	assert_int_equal(mode_of(f->db, NULL), 0600);
+	spawn_or_fail(&root_burner, "burner", NULL);
+	if (spawn_path(&nobody_burner, SETPRIV, nobody_args) < 0)
+		fail_msg("cannot start burner as nobody");
+	assert_int_equal(process_uid(nobody_burner.pid), NOBODY);
+
+	perch(f, &c, NOBODY, "record", "-p", pid_str(root_burner.pid), "-d", "1",
+	      "--no-autostart", NULL);
+	assert_refused(&c, "not permitted");
+	free_cmd(&c);
+
+	perch_bg(f, &root_rec, 0, "record", "-p", pid_str(root_burner.pid), "--no-autostart",
+		 NULL);
+	theirs = wait_recording(f, root_burner.pid);
+	perch_bg(f, &nobody_rec, NOBODY, "record", "-p", pid_str(nobody_burner.pid), "-d", "2",
+		 "--no-autostart", NULL);
+	mine = wait_recording(f, nobody_burner.pid);
+	check_nobody_status(f, mine, theirs);
+	assert_true(wait_cmd(f, &nobody_rec, 10000));
+	print_message("nobody's record: exit %d, stdout '%s', stderr '%s'\n",
+		      exit_code(&nobody_rec), nobody_rec.out, nobody_rec.err);
+	assert_null(strstr(nobody_rec.err, "not permitted"));
+	free_cmd(&nobody_rec);
+	assert_status(f, mine, "complete");
+	db = db_ro(f);
+	assert_int_equal(q_int(db, "SELECT owner_uid FROM sessions WHERE id = ?1", mine), NOBODY);
+	assert_int_equal(q_int(db, "SELECT requested_by FROM sessions WHERE id = ?1", mine),
+			 NOBODY);
+	sqlite3_close(db);
+	kill(root_rec.pid, SIGINT);
+	assert_true(wait_cmd(f, &root_rec, 5000));
+	assert_int_equal(exit_code(&root_rec), 0);
+	free_cmd(&root_rec);
+	assert_int_equal(child_quit(&root_burner), 0);
+	assert_int_equal(child_quit(&nobody_burner), 0);
+}
+
+/* ---- 12: the socket ------------------------------------------------------- */
+
+/* The reply to one line: its error code ("" for ok) and id. */
+static void expect_error(int fd, const char *code, int64_t id)
+{
+	char buf[4096];
+	json_object *o, *v;
+
+	if (read_reply(fd, buf, sizeof buf, 5000) <= 0)
+		fail_msg("no reply where '%s' was expected", code);
+	o = json_tokener_parse(buf);
+	if (o == NULL || !json_object_object_get_ex(o, "error", &v) ||
+	    strcmp(json_object_get_string(v), code) != 0)
+		fail_msg("expected error '%s', got %s", code, buf);
+	assert_true(json_object_object_get_ex(o, "ok", &v));
+	assert_false(json_object_get_boolean(v));
+	assert_true(json_object_object_get_ex(o, "message", &v));
+	assert_true(json_object_get_string_len(v) > 0);
+	assert_true(json_object_object_get_ex(o, "id", &v));
+	assert_int_equal(json_object_get_int64(v), id);
+	json_object_put(o);
+}
+
+static void check_bad_lines(struct fx *f)
+{
+	static char big[100 * 1024];
+	char buf[4096];
+	int fd = connect_to(f->sock);
+	size_t sent = 0;
+
+	assert_true(fd >= 0);
+	send_str(fd, "garbage\n");
+	expect_error(fd, "bad-request", 0);
+	send_str(fd, "[1,2,3]\n");
+	expect_error(fd, "bad-request", 0);
+	send_str(fd, "{\"v\":1,\"id\":3\n");
+	expect_error(fd, "bad-request", 0);
+	send_str(fd, "{\"v\":1,\"id\":4,\"op\":\"frobnicate\"}\n");
+	expect_error(fd, "unknown-op", 4);
+	send_str(fd, "{\"v\":2,\"id\":5,\"op\":\"version\"}\n");
+	expect_error(fd, "unsupported-version", 5);
+	send_str(fd, "{\"v\":1,\"id\":6,\"op\":\"start\",\"pid\":\"1\"}\n");
+	expect_error(fd, "bad-request", 6);
+	/* Still the same connection: it answers a good request. */
+	send_str(fd, "{\"v\":1,\"id\":7,\"op\":\"version\"}\n");
+	assert_true(read_reply(fd, buf, sizeof buf, 5000) > 0);
+	assert_non_null(strstr(buf, "\"ok\":true"));
+
+	memset(big, 'x', sizeof big);
+	while (sent < sizeof big) {
+		ssize_t n = send(fd, big + sent, sizeof big - sent, MSG_NOSIGNAL);
+
+		if (n <= 0)
+			break;	/* the daemon may close before taking it all */
+		sent += (size_t)n;
+	}
+	expect_error(fd, "too-large", 0);
+	/* Then it hangs up. */
+	assert_int_equal(read_reply(fd, buf, sizeof buf, 5000), 0);
+	close(fd);
+}
+
+static void test_socket_robustness(void **state)
+{
+	struct fx *f = *state;
+	int idle[70], fd;
+	char buf[4096];
+	ssize_t n;
+	struct cmd c;
+
+	daemon_start(f, NULL);
+	check_bad_lines(f);
+	assert_true(daemon_answers(f));
+
+	/* 70 idle clients; the daemon serves 64 and hangs up on the others. */
+	for (int i = 0; i < 70; i++) {
+		idle[i] = connect_to(f->sock);
+		assert_true(idle[i] >= 0);
+	}
+	fd = connect_to(f->sock);
+	assert_true(fd >= 0);
+	send(fd, "{\"v\":1,\"id\":1,\"op\":\"version\"}\n", 31, MSG_NOSIGNAL);
+	n = read_reply(fd, buf, sizeof buf, 5000);
+	print_message("71st connection: %s\n", n < 0 ? "no answer in 5 s" :
+		      n == 0 ? "closed by the daemon" : buf);
+	assert_true(n >= 0);
+	close(fd);
+	perch(f, &c, 0, "status", NULL);
+	print_message("perch status with 70 idle clients: exit %d, '%s' '%s'\n",
+		      exit_code(&c), c.out, c.err);
+	if (exit_code(&c) != 0)
+		assert_refused(&c, NULL);
+	free_cmd(&c);
+	assert_daemon_alive(f);
+
+	for (int i = 0; i < 70; i++)
+		close(idle[i]);
+	for (int i = 0; i < 100 && !daemon_answers(f); i++)
+		sleep_ms(20);
+	perch(f, &c, 0, "status", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	assert_daemon_alive(f);
+}
+
+/* ---- 13: disk full -------------------------------------------------------- */
+
+/* Fills the file system of dir but for about `leave` bytes. */
+static void fill(const char *dir, size_t leave)
+{
+	static char zeros[65536];
+	char path[256];
+	off_t size = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "%s/filler", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	while ((n = write(fd, zeros, sizeof zeros)) > 0)
+		size += n;
+	while ((n = write(fd, zeros, 1)) > 0)
+		size += n;
+	assert_int_equal(ftruncate(fd, size > (off_t)leave ? size - (off_t)leave : 0), 0);
+	close(fd);
+}
+
+static void test_disk_full(void **state)
+{
+	/* Deep stacks: thousands of new frame and stack rows to write. */
+	const char *const args[] = { "--depth", "150", "--threads", "2", NULL };
+	struct fx *f = *state;
+	struct child burner, target;
+	int64_t first, second, first_samples;
+	char path[256];
+	struct cmd c;
+	json_object *o, *v;
+	sqlite3 *db;
+
+	snprintf(f->mnt, sizeof f->mnt, "%s/mnt", f->dir);
+	assert_int_equal(mkdir(f->mnt, 0700), 0);
+	if (mount("tmpfs", f->mnt, "tmpfs", 0, "size=1m,mode=0700") < 0) {
+		print_message("skipped: cannot mount a tmpfs: %s\n", strerror(errno));
+		f->mnt[0] = '\0';
+		skip();
+	}
+	snprintf(f->db, sizeof f->db, "%s/perch.db", f->mnt);
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	perch(f, &c, 0, "record", "-p", pid_str(burner.pid), "-d", "1", "--json",
+	      "--no-autostart", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	assert_non_null(strstr(c.out, "\"complete\""));
+	free_cmd(&c);
+	db = db_ro(f);
+	first = q_int(db, "SELECT max(id) FROM sessions", 0);
+	first_samples = q_int(db, "SELECT thread_samples FROM sessions WHERE id = ?1", first);
+	sqlite3_close(db);
+	assert_int_equal(child_quit(&burner), 0);
+
+	fill(f->mnt, 12 * 1024);
+	spawn_or_fail(&target, "deep", args);
+	perch(f, &c, 0, "record", "-p", pid_str(target.pid), "-d", "4", "-r", "999", "--json",
+	      "--no-autostart", NULL);
+	print_message("record on a full disk: exit %d after %.1f s, '%s' '%s'\n", exit_code(&c),
+		      c.secs, c.out, c.err);
+	o = json_tokener_parse(c.out);
+	if (o == NULL)
+		fail_msg("record printed '%s' '%s'", c.out, c.err);
+	assert_true(json_object_object_get_ex(o, "session", &v));
+	second = json_object_get_int64(v);
+	assert_true(json_object_object_get_ex(o, "status", &v));
+	assert_string_equal(json_object_get_string(v), "failed");
+	assert_true(json_object_object_get_ex(o, "error", &v) && v != NULL);
+	if (strstr(json_object_get_string(v), "full") == NULL)
+		fail_msg("error '%s' does not say the disk is full", json_object_get_string(v));
+	json_object_put(o);
+	free_cmd(&c);
+	assert_status(f, second, "failed");
+
+	assert_int_equal(check_session_data(f, first), first_samples);
+	assert_status(f, first, "complete");
+	perch(f, &c, 0, "sessions", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	perch(f, &c, 0, "status", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	assert_daemon_alive(f);
+	assert_untraced(target.pid, 3);
+
+	/* With space again, the daemon records again. */
+	snprintf(path, sizeof path, "%s/filler", f->mnt);
+	assert_int_equal(unlink(path), 0);
+	perch(f, &c, 0, "record", "-p", pid_str(target.pid), "-d", "1", "--json",
+	      "--no-autostart", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	assert_non_null(strstr(c.out, "\"complete\""));
+	free_cmd(&c);
+	assert_int_equal(child_quit(&target), 0);
+}
+
+/* ---- 14: a database from a newer perch ------------------------------------ */
+
+static void test_newer_schema(void **state)
+{
+	struct fx *f = *state;
+	const char *argv[] = { PERCHD, "--foreground", "--socket", f->sock, "--db", f->db, NULL };
+	char *before, *after;
+	struct stat st;
+	struct cmd c;
+	sqlite3 *db;
+	size_t size;
+	int status;
+
+	daemon_start(f, NULL);
+	assert_true(daemon_kill(f, SIGTERM, 5000, &status));
+	assert_int_equal(sqlite3_open(f->db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99; PRAGMA "
+				      "wal_checkpoint(TRUNCATE)", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(stat(f->db, &st), 0);
+	size = (size_t)st.st_size;
+	before = slurp(f->db);
+
+	start_cmd(f, &c, 0, argv);
+	if (!wait_cmd(f, &c, 5000))
+		fail_msg("perchd runs on a newer database");
+	print_message("perchd on a newer database: exit %d, stderr '%s'\n", exit_code(&c), c.err);
+	assert_int_not_equal(exit_code(&c), 0);
+	assert_non_null(strstr(c.err, f->db));
+	assert_non_null(strstr(c.err, "newer"));
+	if (strchr(c.err, '\n') != c.err + strlen(c.err) - 1)
+		fail_msg("perchd said more than one line: '%s'", c.err);
+	assert_int_equal(lstat(f->sock, &st), -1);
+	after = slurp(f->db);
+	assert_int_equal(stat(f->db, &st), 0);
+	assert_int_equal((size_t)st.st_size, size);
+	assert_memory_equal(before, after, size);
+	free(before);
+	free(after);
+	free_cmd(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_record, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_record_json, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_ctrl_c, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_status_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_target_exits, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_children, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_sigterm, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_daemon_kill9, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_access, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_robustness, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_newer_schema, setup, teardown),
+	};
+
+	/* PERCH_TEST_FILTER=test_schedules runs one case (a glob). */
+	if (getenv("PERCH_TEST_FILTER") != NULL)
+		cmocka_set_test_filter(getenv("PERCH_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
