@@ -20,7 +20,9 @@
 #include <elf.h>
 #include <errno.h>
 #include <libunwind-ptrace.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,7 @@
 
 #include "spawn.h"
 #include "target.h"
+#include "procfs.h"
 #include "tracer.h"
 
 struct series {
@@ -69,14 +72,39 @@ static double pct(struct series *s, double p)
 	return s->v[i];
 }
 
-static int stop_seized(pid_t tid)
+/* The CPU a thread last ran on (/proc/PID/task/TID/stat field 39), or -1. */
+static int last_cpu(pid_t pid, pid_t tid)
 {
+	char path[96], buf[1024];
+	struct procfs_stat st;
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
+		return -1;
+	return st.processor;
+}
+
+/*
+ * Interrupts a seized thread and waits for its stop: in waitpid (blocking),
+ * or polling waitpid for up to 100 µs first as the engine does (not when the
+ * thread needs our CPU to stop, as the engine does not either).
+ */
+static int stop_seized(pid_t tid, bool poll)
+{
+	unsigned long long deadline = mono_ns() + 100000;
 	int status;
 
 	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0)
 		return -1;
 	for (;;) {
-		if (waitpid(tid, &status, __WALL) != tid)
+		bool nohang = poll && mono_ns() < deadline;
+		pid_t r = waitpid(tid, &status, __WALL | (nohang ? WNOHANG : 0));
+
+		if (r == 0)
+			continue;
+		if (r != tid)
 			return -1;
 		if (WIFSTOPPED(status) && status >> 16 == PTRACE_EVENT_STOP)
 			return 0;
@@ -87,22 +115,26 @@ static int stop_seized(pid_t tid)
 	}
 }
 
-/* The bare cycle, timed from the interrupt to the return of PTRACE_CONT. */
-static double bare_cycle(pid_t tid)
+/*
+ * The bare cycle of a sampler that stays seized: INTERRUPT, wait, GETREGSET,
+ * CONT, timed from the interrupt to the return of PTRACE_CONT.
+ */
+static double bare_cycle(pid_t pid, pid_t tid, bool poll)
 {
 	struct user_regs_struct regs;
 	struct iovec iov = { &regs, sizeof regs };
 	unsigned long long t0, t1;
 
+	poll = poll && last_cpu(pid, tid) != sched_getcpu();
 	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
 		return -1;
 	t0 = mono_ns();
-	if (stop_seized(tid) < 0)
+	if (stop_seized(tid, poll) < 0)
 		return -1;
 	ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov);
 	ptrace(PTRACE_CONT, tid, 0, 0);
 	t1 = mono_ns();
-	stop_seized(tid);
+	stop_seized(tid, false);
 	ptrace(PTRACE_DETACH, tid, 0, 0);
 	return (double)(t1 - t0) / 1000.0;
 }
@@ -114,7 +146,7 @@ static double stock_unwind(pid_t tid, unw_addr_space_t *as, void **upt, int *fra
 	unw_cursor_t c;
 	int n = 0;
 
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0 || stop_seized(tid) < 0)
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0 || stop_seized(tid, false) < 0)
 		return -1;
 	t0 = mono_ns();
 	if (*as == NULL) {
@@ -177,95 +209,161 @@ static double engine_cpu(struct target *t, pid_t tid, double *pause, size_t *nfr
 	return (double)(st->unwind_ns + st->symbolize_ns - before) / 1000.0;
 }
 
-static int run_depth(int depth, int samples)
+/* One target (a deep process) and everything measured on it. */
+struct subject {
+	int depth;
+	struct child c;
+	pid_t tid;
+	struct target *t, *tmask;
+	unw_addr_space_t as;
+	void *upt;
+	size_t frames;
+	int stock_frames;
+	uint64_t copy_bytes, copies;
+	struct series bare, bare_poll, pause, cpu, cpu_mask, stock, naive;
+};
+
+/* Starts the subject's target (one per block of rounds). */
+static int subject_open(struct subject *sj)
 {
+	struct target_opts mask_opts = { .unwind.keep_signal_masking = true };
 	char depth_arg[16];
 	const char *args[] = { "--depth", depth_arg, "--threads", "1", NULL };
-	struct series bare = { 0 }, pause = { 0 }, cpu = { 0 }, cpu_mask = { 0 };
-	struct series stock = { 0 }, naive = { 0 };
-	struct target_opts mask_opts = { .unwind.keep_signal_masking = true };
-	struct target *t, *tm;
-	unw_addr_space_t as = NULL;
-	void *upt = NULL;
-	struct child c;
-	size_t nframes = 0;
-	int stock_frames = 0;
 	char *cause;
-	pid_t tid;
 
-	snprintf(depth_arg, sizeof depth_arg, "%d", depth);
-	if (spawn_target(&c, "deep", args) < 0 || (tid = deep_thread(c.pid)) < 0) {
+	snprintf(depth_arg, sizeof depth_arg, "%d", sj->depth);
+	if (spawn_target(&sj->c, "deep", args) < 0 || (sj->tid = deep_thread(sj->c.pid)) < 0) {
 		fprintf(stderr, "bench_pause: cannot start deep\n");
 		return -1;
 	}
-	if (target_open(c.pid, NULL, &t, &cause) < 0 ||
-	    target_open(c.pid, &mask_opts, &tm, &cause) < 0) {
+	if (target_open(sj->c.pid, NULL, &sj->t, &cause) < 0 ||
+	    target_open(sj->c.pid, &mask_opts, &sj->tmask, &cause) < 0) {
 		fprintf(stderr, "bench_pause: %s\n", cause);
-		child_kill(&c);
 		return -1;
 	}
-	for (int i = -50; i < samples; i++) {
-		double b = bare_cycle(tid), p, x, m, k, nv;
-		unw_addr_space_t fresh_as = NULL;
-		void *fresh_upt = NULL;
-		size_t nf;
-
-		m = engine_cpu(tm, tid, &p, &nf);
-		k = stock_unwind(tid, &as, &upt, &stock_frames);
-		if (i % 10 == 0) {
-			nv = stock_unwind(tid, &fresh_as, &fresh_upt, &stock_frames);
-			_UPT_destroy(fresh_upt);
-			unw_destroy_addr_space(fresh_as);
-		} else {
-			nv = -1;
-		}
-		x = engine_cpu(t, tid, &p, &nf);
-		if (i < 0 || b < 0 || x < 0 || m < 0 || k < 0)
-			continue;
-		nframes = nf;
-		add(&bare, b);
-		add(&pause, p);
-		add(&cpu, x);
-		add(&cpu_mask, m);
-		add(&stock, k);
-		if (nv >= 0)
-			add(&naive, nv);
-	}
-	printf("| %d | %zu | %.1f / %.1f | %.1f / %.1f | %.2f× / %.2f× | %.1f | %.1f | %.1f | %.0f |\n",
-	       depth, nframes, pct(&bare, 50), pct(&bare, 99), pct(&pause, 50),
-	       pct(&pause, 99), pct(&pause, 50) / pct(&bare, 50),
-	       pct(&pause, 99) / pct(&bare, 99), pct(&cpu, 50), pct(&cpu_mask, 50),
-	       pct(&stock, 50), pct(&naive, 50));
-	fprintf(stderr, "depth %d: %zu samples, stock unwinder saw %d frames, "
-		"perch copied %.0f bytes of stack per thread sample\n", depth, bare.n,
-		stock_frames, (double)target_stats(t)->copy_bytes /
-		(double)target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED]);
-	_UPT_destroy(upt);
-	unw_destroy_addr_space(as);
-	target_close(t);
-	target_close(tm);
-	child_quit(&c);
-	free(bare.v); free(pause.v); free(cpu.v); free(cpu_mask.v);
-	free(stock.v); free(naive.v);
 	return 0;
 }
 
+/* One round on one subject; measurements of warm-up rounds are dropped. */
+static void round_on(struct subject *sj, int i)
+{
+	double b = bare_cycle(sj->c.pid, sj->tid, false);
+	double bp = bare_cycle(sj->c.pid, sj->tid, true);
+	double p = 0, x, m, k, nv = -1;
+	size_t nf = 0;
+
+	m = engine_cpu(sj->tmask, sj->tid, &p, &nf);
+	k = stock_unwind(sj->tid, &sj->as, &sj->upt, &sj->stock_frames);
+	if (i % 10 == 0) {
+		unw_addr_space_t fresh_as = NULL;
+		void *fresh_upt = NULL;
+
+		nv = stock_unwind(sj->tid, &fresh_as, &fresh_upt, &sj->stock_frames);
+		_UPT_destroy(fresh_upt);
+		unw_destroy_addr_space(fresh_as);
+	}
+	x = engine_cpu(sj->t, sj->tid, &p, &nf);
+	if (i < 0 || b < 0 || bp < 0 || x < 0 || m < 0 || k < 0)
+		return;
+	sj->frames = nf;
+	add(&sj->bare, b);
+	add(&sj->bare_poll, bp);
+	add(&sj->pause, p);
+	add(&sj->cpu, x);
+	add(&sj->cpu_mask, m);
+	add(&sj->stock, k);
+	if (nv >= 0)
+		add(&sj->naive, nv);
+}
+
+static void report(struct subject *sj)
+{
+	printf("| %d | %zu | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.2f× / %.2f× | %.2f× / %.2f× |\n",
+	       sj->depth, sj->frames, pct(&sj->bare, 50), pct(&sj->bare, 99),
+	       pct(&sj->bare_poll, 50), pct(&sj->bare_poll, 99),
+	       pct(&sj->pause, 50), pct(&sj->pause, 99),
+	       pct(&sj->pause, 50) / pct(&sj->bare_poll, 50),
+	       pct(&sj->pause, 99) / pct(&sj->bare_poll, 99),
+	       pct(&sj->pause, 50) / pct(&sj->bare, 50),
+	       pct(&sj->pause, 99) / pct(&sj->bare, 99));
+}
+
+static void report_cpu(struct subject *sj)
+{
+	printf("| %d | %zu | %.1f | %.1f | %.1f | %.0f |\n", sj->depth, sj->frames,
+	       pct(&sj->cpu, 50), pct(&sj->cpu_mask, 50), pct(&sj->stock, 50),
+	       pct(&sj->naive, 50));
+}
+
+/* Ends the subject's target after a block of rounds. */
+static void subject_close(struct subject *sj)
+{
+	sj->copy_bytes += target_stats(sj->t)->copy_bytes;
+	sj->copies += target_stats(sj->t)->thread_samples[PERCH_CAPTURE_STOPPED];
+	_UPT_destroy(sj->upt);
+	unw_destroy_addr_space(sj->as);
+	sj->upt = NULL;
+	sj->as = NULL;
+	target_close(sj->t);
+	target_close(sj->tmask);
+	child_quit(&sj->c);
+}
+
+static void subject_free(struct subject *sj)
+{
+	fprintf(stderr, "depth %d: %zu samples, stock unwinder saw %d frames, "
+		"perch copied %.0f bytes of stack per thread sample\n", sj->depth,
+		sj->bare.n, sj->stock_frames, (double)sj->copy_bytes / (double)sj->copies);
+	free(sj->bare.v); free(sj->bare_poll.v); free(sj->pause.v); free(sj->cpu.v);
+	free(sj->cpu_mask.v); free(sj->stock.v); free(sj->naive.v);
+}
+
+#define BLOCKS 5
+#define WARMUP 30
+
 int main(int argc, char **argv)
 {
+	struct subject sj[2] = { { .depth = 20 }, { .depth = 200 } };
 	int samples = argc > 1 ? atoi(argv[1]) : 1000;
 
-	if (samples <= 0) {
+	if (samples < BLOCKS) {
 		fprintf(stderr, "usage: bench_pause [SAMPLES]\n");
 		return 2;
 	}
-	/* As perchd's samplers do; the bare cycle runs on the same thread. */
+	/*
+	 * As perchd's samplers do; the bare cycles run on the same thread.  (The
+	 * targets do not inherit it: tracer_prioritize resets it on fork.)
+	 */
 	if (tracer_prioritize() != 1)
 		fprintf(stderr, "bench_pause: not running real-time: pauses include waiting for a CPU\n");
-	printf("| depth | frames | bare cycle p50 / p99 (µs) | perch pause p50 / p99 (µs) "
-	       "| ratio p50 / p99 | perch CPU (µs) | perch + libunwind signal masking (µs) "
-	       "| stock accessors, cached (µs) | stock, fresh per sample (µs) |\n");
-	printf("|---|---|---|---|---|---|---|---|---|\n");
-	if (run_depth(20, samples) < 0 || run_depth(200, samples) < 0)
-		return 1;
+	/*
+	 * Blocks of rounds alternate between the depths, one target running at
+	 * a time: one busy target thread and the sampler on two CPUs.
+	 */
+	for (int b = 0; b < 2 * BLOCKS; b++) {
+		struct subject *s = &sj[(b & 1) ^ (b / 2 & 1)];
+
+		if (subject_open(s) < 0)
+			return 1;
+		for (int i = -WARMUP; i < samples / BLOCKS; i++)
+			round_on(s, i);
+		subject_close(s);
+	}
+	printf("Pause per thread sample (µs, p50 / p99), the thread spinning at the bottom of the recursion\n\n");
+	printf("| depth | frames | bare cycle, blocking wait | bare cycle, polling wait "
+	       "| perch | perch / bare polling | perch / bare blocking |\n");
+	printf("|---|---|---|---|---|---|---|\n");
+	report(&sj[0]);
+	report(&sj[1]);
+	printf("\nperch pause at depth 200 / depth 20: %.2f× (p50)\n\n",
+	       pct(&sj[1].pause, 50) / pct(&sj[0].pause, 50));
+	printf("Sampler CPU per thread sample, warm (µs, p50)\n\n");
+	printf("| depth | frames | perch (unwind + symbolize) | perch, keeping libunwind's signal masking "
+	       "| stock libunwind-ptrace accessors, cached | stock, fresh per sample |\n");
+	printf("|---|---|---|---|---|---|\n");
+	report_cpu(&sj[0]);
+	report_cpu(&sj[1]);
+	subject_free(&sj[0]);
+	subject_free(&sj[1]);
 	return 0;
 }

@@ -1,7 +1,6 @@
 #include "tracer.h"
 
 #include <elf.h>
-#include <pthread.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -37,7 +36,11 @@ int tracer_prioritize(void)
 {
 	struct sched_param sp = { .sched_priority = 1 };
 
-	if (pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0)
+	/*
+	 * RESET_ON_FORK: a process this thread starts (a test or benchmark
+	 * target) must not inherit real-time priority.
+	 */
+	if (sched_setscheduler((pid_t)gettid(), SCHED_FIFO | SCHED_RESET_ON_FORK, &sp) == 0)
 		return 1;
 	return setpriority(PRIO_PROCESS, (id_t)gettid(), -10) == 0 ? 0 : -1;
 }
@@ -81,15 +84,13 @@ static bool is_stop_signal(int sig)
  * after PTRACE_INTERRUPT; a sleeping tracer then needs another 10-20 µs to
  * be woken and scheduled, and the target stays stopped all that time.
  * Polling takes that wake-up out of the target's pause (bench_pause: p50
- * 45 -> 28 µs) for about the same sampler CPU.  After the polling, short
- * sleeps, then a blocking wait for threads that take long to stop (a thread
- * waiting for a CPU stops only when it gets one).
+ * 45 -> 28 µs) for about the same sampler CPU.  Then the tracer sleeps until
+ * one of its threads stops: short naps instead would preempt, at each
+ * wake-up, a thread that needs this CPU to run to its stop.
  */
 #ifndef POLL_NS
 #define POLL_NS 100000u
 #endif
-#define NAP_NS 20000u
-#define NAPS_NS 5000000u
 
 /*
  * The next wait status of one job's thread.  Returns 1 with *status, 0 when
@@ -262,54 +263,63 @@ static bool step(struct tracer_job *j, bool block,
 }
 
 /*
- * One pass over the pending jobs; returns how many are still pending, and in
- * *sleep_on one of them whose thread needs our CPU to reach its stop.
+ * One pass over the pending jobs; returns how many are still pending, and
+ * whether one of them last ran on our CPU (polling would keep it from
+ * running to its stop).
  */
-static size_t sweep(struct tracer_job **jobs, size_t n, struct tracer_job **sleep_on,
+static size_t sweep(struct tracer_job **jobs, size_t n, bool *no_poll,
 		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
 {
 	size_t pending = 0;
 
-	*sleep_on = NULL;
+	*no_poll = false;
 	for (size_t i = 0; i < n; i++) {
 		if (jobs[i]->done || step(jobs[i], false, stack_end, ctx))
 			continue;
 		pending++;
-		if (jobs[i]->flags & TRACER_NO_POLL)
-			*sleep_on = jobs[i];
+		*no_poll |= (jobs[i]->flags & TRACER_NO_POLL) != 0;
 	}
 	return pending;
 }
 
 /*
- * A thread that last ran on our CPU can only run to its stop once we give
- * the CPU up: neither polling nor short naps (each wake-up of ours preempts
- * it again) will do, only sleeping until it has stopped.
+ * Sleeps until a tracee or child of this thread has something to report,
+ * without consuming it, and returns whose it is (0 on error).
  */
+static pid_t wait_any(void)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof si);
+	if (waitid(P_ALL, 0, &si, WEXITED | WSTOPPED | __WALL | __WNOTHREAD | WNOWAIT) < 0)
+		return 0;
+	return si.si_pid;
+}
+
+static struct tracer_job *pending_job(struct tracer_job **jobs, size_t n, pid_t tid)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!jobs[i]->done && (tid == 0 || jobs[i]->tid == tid))
+			return jobs[i];
+	return NULL;
+}
+
 void tracer_collect(struct tracer_job **jobs, size_t n, bool wait,
 		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
 {
 	uint64_t start = now_ns();
-	struct tracer_job *sleep_on;
+	bool no_poll;
 
-	while (sweep(jobs, n, &sleep_on, stack_end, ctx) > 0 && wait) {
-		uint64_t waited = now_ns() - start;
-		struct timespec nap = { 0, NAP_NS };
-
-		if (sleep_on != NULL) {
-			step(sleep_on, true, stack_end, ctx);
-		} else if (waited < POLL_NS) {
+	while (sweep(jobs, n, &no_poll, stack_end, ctx) > 0 && wait) {
+		if (!no_poll && now_ns() - start < POLL_NS)
 			continue;
-		} else if (waited < NAPS_NS) {
-			nanosleep(&nap, NULL);
-		} else {
-			for (size_t i = 0; i < n; i++) {
-				if (!jobs[i]->done) {
-					step(jobs[i], true, stack_end, ctx);
-					break;
-				}
-			}
-		}
+		/*
+		 * A report for something else (a child of the caller's that
+		 * exited, which we must not reap) would wake us again at once:
+		 * then wait for one of our threads specifically.
+		 */
+		if (pending_job(jobs, n, wait_any()) == NULL)
+			step(pending_job(jobs, n, 0), true, stack_end, ctx);
 	}
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -279,12 +280,26 @@ rollback:
 
 static int use_wal(sqlite3 *db, const char *path, char **cause)
 {
+	struct timespec nap = { 0, 10 * 1000000L };
 	sqlite3_stmt *stmt;
 	const char *mode;
 	int rc, r = 0;
 
 	rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode = WAL", -1, &stmt, NULL);
-	if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+	/*
+	 * Changing the journal mode needs the file to itself, and SQLite may
+	 * report another opener's lock as busy without calling the busy
+	 * handler (to avoid a deadlock): retry for as long as the busy timeout.
+	 */
+	for (int i = 0; rc == SQLITE_OK && i < BUSY_TIMEOUT_MS / 10; i++) {
+		rc = sqlite3_step(stmt);
+		if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+			break;
+		sqlite3_reset(stmt);
+		rc = SQLITE_OK;
+		nanosleep(&nap, NULL);
+	}
+	if (rc == SQLITE_ROW) {
 		mode = (const char *)sqlite3_column_text(stmt, 0);
 		/* Without WAL, clients could not read while the daemon writes. */
 		if (mode == NULL || strcmp(mode, "wal") != 0) {

@@ -19,6 +19,7 @@
 
 #include "spawn.h"
 #include "target.h"
+#include "tracer.h"
 
 static struct target *open_target(pid_t pid)
 {
@@ -392,6 +393,7 @@ static void test_thread_churn(void **state)
 		assert_int_equal(target_sample(t, &s), 0);
 		assert_non_null(thread_named(&s, "churn-creator"));
 		gone += s.threads_gone;
+		usleep(500);
 	}
 	target_close(t);
 	assert_int_equal(child_quit(&c), 0);
@@ -541,6 +543,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_inlined_frame, kill_targets),
 	};
 
+	/* Sample as perchd does (the targets do not inherit it). */
+	tracer_prioritize();
 	/* PERCH_TEST_FILTER=name runs the matching tests only. */
 	if (getenv("PERCH_TEST_FILTER") != NULL)
 		cmocka_set_test_filter(getenv("PERCH_TEST_FILTER"));

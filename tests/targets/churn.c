@@ -58,6 +58,8 @@ static void sleep_until(uint64_t ns)
 		;
 }
 
+static pthread_barrier_t named;
+
 static void *creator_main(void *arg)
 {
 	uint64_t period = 1000000000u / (uint64_t)rate, next = now_ns();
@@ -66,6 +68,8 @@ static void *creator_main(void *arg)
 
 	(void)arg;
 	pthread_setname_np(pthread_self(), "churn-creator");
+	/* Named before "ready": a profiler looks for it by that name. */
+	pthread_barrier_wait(&named);
 	while (!atomic_load(&stop) && next < deadline) {
 		pthread_t t;
 
@@ -132,10 +136,12 @@ int main(int argc, char **argv)
 	if (optind != argc)
 		usage();
 
+	pthread_barrier_init(&named, NULL, 2);
 	if (pthread_create(&creator, NULL, creator_main, NULL) != 0) {
 		fprintf(stderr, "churn: pthread_create failed\n");
 		return 1;
 	}
+	pthread_barrier_wait(&named);
 	printf("ready\n");
 	fflush(stdout);
 

@@ -55,10 +55,14 @@ static __attribute__((noinline, noclone)) void parent_work(void)
 	}
 }
 
+static pthread_barrier_t named;
+
 static void *parent_main(void *arg)
 {
 	(void)arg;
 	pthread_setname_np(pthread_self(), "forker-parent");
+	/* Named before "ready": a profiler looks for it by that name. */
+	pthread_barrier_wait(&named);
 	parent_work();
 	return NULL;
 }
@@ -130,10 +134,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	pthread_barrier_init(&named, NULL, 2);
 	if (pthread_create(&parent_thread, NULL, parent_main, NULL) != 0) {
 		fprintf(stderr, "forker: pthread_create failed\n");
 		return 1;
 	}
+	pthread_barrier_wait(&named);
 	printf("ready\n");
 	fflush(stdout);
 
