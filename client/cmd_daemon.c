@@ -18,17 +18,18 @@
 #include "xalloc.h"
 
 /*
- * Sends one request (consumed) to the daemon, never starting one.  Returns
- * the reply (caller puts) or NULL after printing the error.
+ * Sends one request (fields consumed) to the daemon, starting one first
+ * when none answers and autostart is set.  Returns the reply (caller puts)
+ * or NULL after printing the error.
  */
-static json_object *call(const char *op, json_object *fields)
+static json_object *call(const char *op, json_object *fields, bool autostart)
 {
 	char *socket_path = paths_default_socket(), *db_path = paths_default_db();
 	json_object *req, *reply = NULL;
 	char *cause = NULL;
 	struct conn *c;
 
-	if (conn_open(socket_path, db_path, false, &c, &cause) == 0) {
+	if (conn_open(socket_path, db_path, autostart, &c, &cause) == 0) {
 		req = conn_request(c, op);
 		if (fields != NULL) {
 			json_object_object_foreach(fields, key, val)
@@ -97,10 +98,27 @@ int cmd_stop(int argc, char **argv)
 		return client_usage("stop");
 	fields = json_object_new_object();
 	json_object_object_add(fields, "session", json_object_new_int64(id));
-	reply = call("stop", fields);
+	reply = call("stop", fields, false);
 	if (reply == NULL)
 		return 1;
 	printf("session %" PRId64 " stopping\n", id);
+	json_object_put(reply);
+	return 0;
+}
+
+int cmd_rm(int argc, char **argv)
+{
+	json_object *fields, *reply;
+	int64_t id;
+
+	if (argc != 2 || parse_id(argv[1], &id) < 0)
+		return client_usage("rm");
+	fields = json_object_new_object();
+	json_object_object_add(fields, "session", json_object_new_int64(id));
+	reply = call("delete", fields, true);
+	if (reply == NULL)
+		return 1;
+	printf("session %" PRId64 " deleted\n", id);
 	json_object_put(reply);
 	return 0;
 }
@@ -113,7 +131,7 @@ int cmd_status(int argc, char **argv)
 
 	if (argc > 2 || (argc == 2 && !json))
 		return client_usage("status");
-	reply = call("status", NULL);
+	reply = call("status", NULL, false);
 	if (reply == NULL)
 		return 1;
 	json_object_object_get_ex(reply, "sessions", &arr);
@@ -202,7 +220,7 @@ static int schedule_add(int argc, char **argv)
 	}
 	json_object_object_add(f, "interval_s", json_object_new_double(every));
 	json_object_object_add(f, "duration_s", json_object_new_double(dur));
-	reply = call("schedule-add", f);
+	reply = call("schedule-add", f, true);
 	if (reply == NULL)
 		return 1;
 	printf("schedule %.0f added\n", num(reply, "schedule"));
@@ -235,7 +253,7 @@ static int schedule_ls(int argc, char **argv)
 
 	if (argc > 2 || (argc == 2 && !json))
 		return client_usage("schedule");
-	reply = call("schedule-ls", NULL);
+	reply = call("schedule-ls", NULL, false);
 	if (reply == NULL)
 		return 1;
 	json_object_object_get_ex(reply, "schedules", &arr);
@@ -259,7 +277,7 @@ static int schedule_rm(int argc, char **argv)
 		return client_usage("schedule");
 	f = json_object_new_object();
 	json_object_object_add(f, "schedule", json_object_new_int64(id));
-	reply = call("schedule-rm", f);
+	reply = call("schedule-rm", f, false);
 	if (reply == NULL)
 		return 1;
 	printf("schedule %" PRId64 " removed\n", id);

@@ -259,10 +259,13 @@ static int report(int64_t id, json_object *end, bool json)
 							  JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
-		printf("session %" PRId64 ": %s, %.0f samples (%.1f %% late)%s%s\n",
+		printf("session %" PRId64 ": %s, %.0f samples (%.1f %% late)%s%s\n\n",
 		       id, str(row, "status"), samples,
 		       samples + late > 0 ? 100 * late / (samples + late) : 0,
 		       *str(row, "error") ? ": " : "", str(row, "error"));
+		fflush(stdout);
+		if (samples > 0)
+			rc = report_tree(id);
 	}
 	json_object_put(row);
 	return rc;

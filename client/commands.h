@@ -6,6 +6,8 @@
 #ifndef PERCH_COMMANDS_H
 #define PERCH_COMMANDS_H
 
+#include <stdint.h>
+
 struct command {
 	const char *name;
 	const char *usage;	/* options after the name */
@@ -17,9 +19,18 @@ struct command {
 int cmd_dump(int argc, char **argv);
 int cmd_record(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_schedule(int argc, char **argv);
 int cmd_sessions(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_flat(int argc, char **argv);
+int cmd_callers(int argc, char **argv);
+int cmd_callees(int argc, char **argv);
+int cmd_hot_paths(int argc, char **argv);
+
+/* Prints the call tree of session id, as `perch show` does. */
+int report_tree(int64_t id);
 
 /* Prints "perch: " and the message on stderr. */
 void client_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -4,6 +4,15 @@
 
 #include "commands.h"
 
+#define COMMON_HELP \
+	"\n" \
+	"Common options:\n" \
+	"  SESSION            a session id, or 'last'\n" \
+	"  --thread TID|NAME  only that thread\n" \
+	"  --cpu              only samples of running threads (CPU time);\n" \
+	"                     default: wall-clock time, every thread\n" \
+	"  --from T, --to T   a window from the session start (10s, 1m30s)\n"
+
 static const struct command commands[] = {
 	{
 		"dump", "-p PID [--json]",
@@ -36,6 +45,57 @@ static const struct command commands[] = {
 		cmd_record,
 	},
 	{
+		"show", "SESSION [--paths a,b] [--show-all] [--min-percent P] [common options]",
+		"the call tree of a session, pyinstrument style",
+		"Time and share of every call path, outermost first.  Runs of library\n"
+		"frames fold into '[N frames hidden]  module, ...' lines: library means a\n"
+		"system file (/usr/lib, /lib, [vdso]), or with --paths any frame whose file\n"
+		"or module contains none of the given substrings.\n"
+		"\n"
+		"  --paths a,b        your code: frames outside it count as library\n"
+		"  --show-all         hide nothing\n"
+		"  --min-percent P    hide nodes under P %% of the samples (default 1)\n"
+		"  --json             {session: {...}, tree: {func, file, line, module,\n"
+		"                     samples, time_ms, percent, self, children: [...]}}\n"
+		COMMON_HELP,
+		cmd_show,
+	},
+	{
+		"flat", "SESSION [-n N] [--paths a,b] [--by function|line] [common options]",
+		"self time by function (or by line)",
+		"  -n N               at most N rows (default 20)\n"
+		"  --paths a,b        only functions whose file or module contains one\n"
+		"  --by line          one row per source line instead of per function\n"
+		"  --json             [{func, file, line, module, samples, time_ms, percent}]\n"
+		COMMON_HELP,
+		cmd_flat,
+	},
+	{
+		"callers", "SESSION FUNC [-n N] [common options]",
+		"who calls FUNC, and how much of FUNC's time each caller brings",
+		"  --json             [{func, file, line, module, samples, time_ms, percent}]\n"
+		COMMON_HELP,
+		cmd_callers,
+	},
+	{
+		"callees", "SESSION FUNC [-n N] [common options]",
+		"what FUNC spends its time in ([self]: FUNC's own code)",
+		"  --json             [{func, file, line, module, samples, time_ms, percent}]\n"
+		COMMON_HELP,
+		cmd_callees,
+	},
+	{
+		"hot-paths", "SESSION [-n N] [--paths a,b] [--depth D] [common options]",
+		"the call paths that cost most, library frames left out",
+		"  -n N               at most N paths (default 10)\n"
+		"  --paths a,b        keep only frames whose file or module contains one\n"
+		"  --depth D          keep the D innermost of those frames\n"
+		"  --json             [{samples, time_ms, percent, path: [{func, file,\n"
+		"                     line, module}]}], outermost frame first\n"
+		COMMON_HELP,
+		cmd_hot_paths,
+	},
+	{
 		"sessions", "[--json]",
 		"list the recorded sessions",
 		"Reads the database; no daemon needed.\n",
@@ -52,6 +112,12 @@ static const struct command commands[] = {
 		"stop a recording session (what was recorded is kept)",
 		"",
 		cmd_stop,
+	},
+	{
+		"rm", "SESSION",
+		"delete a recorded session and its samples",
+		"Through the daemon, which gives the space back to the file system.\n",
+		cmd_rm,
 	},
 	{
 		"schedule", "add|ls|rm ...",

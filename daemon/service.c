@@ -518,6 +518,30 @@ static char *handle_schedule_ls(struct service *sv, const struct proto_request *
 
 /* ---- requests ------------------------------------------------------------ */
 
+/*
+ * Deleting reads nothing back, so it cannot tell whose a stored session
+ * is: only root or the daemon's own user may delete.
+ */
+static char *handle_delete(struct service *sv, const struct proto_request *req,
+			   const struct peer *peer)
+{
+	char *cause = NULL;
+	int rc;
+
+	if (peer->uid != 0 && peer->uid != getuid())
+		return reply_error(req->id, "not-permitted",
+				   xstrdup("only root or the daemon's user may delete sessions"));
+	rc = store_session_delete(sv->store, req->session, &cause);
+	if (rc == -ENOENT)
+		return reply_error(req->id, "no-such-session", cause);
+	if (rc == -EBUSY)
+		return reply_error(req->id, "busy", cause);
+	if (rc < 0)
+		return reply_error(req->id, "internal", cause);
+	free(cause);
+	return proto_reply_ok(req->id, NULL);
+}
+
 static void on_shutdown_timer(uv_timer_t *h)
 {
 	struct service *sv = h->data;
@@ -556,6 +580,7 @@ char *service_handle(void *service, const char *line, size_t len,
 	case PROTO_OP_SCHEDULE_RM: reply = handle_schedule_rm(sv, &req, peer); break;
 	case PROTO_OP_SCHEDULE_LS: reply = handle_schedule_ls(sv, &req, peer); break;
 	case PROTO_OP_SHUTDOWN: reply = handle_shutdown(sv, &req, peer); break;
+	case PROTO_OP_DELETE: reply = handle_delete(sv, &req, peer); break;
 	default: reply = proto_reply_error(req.id, "unknown-op", "unknown operation");
 	}
 	proto_request_clear(&req);

@@ -26,6 +26,7 @@ static const struct {
 	{ "schedule-rm", PROTO_OP_SCHEDULE_RM },
 	{ "schedule-ls", PROTO_OP_SCHEDULE_LS },
 	{ "shutdown", PROTO_OP_SHUTDOWN },
+	{ "delete", PROTO_OP_DELETE },
 };
 
 /* A failed field check: the message names the field. */
@@ -183,6 +184,7 @@ static bool parse_body(json_object *o, struct proto_request *req, struct check *
 	case PROTO_OP_START:
 		return parse_start(o, &req->start, c);
 	case PROTO_OP_STOP:
+	case PROTO_OP_DELETE:
 		return get_int(o, "session", true, 1, INT64_MAX, &req->session, c);
 	case PROTO_OP_SCHEDULE_ADD:
 		return parse_schedule(o, &req->schedule, c);

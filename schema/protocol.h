@@ -38,6 +38,7 @@ enum proto_op {
 	PROTO_OP_SCHEDULE_RM,
 	PROTO_OP_SCHEDULE_LS,
 	PROTO_OP_SHUTDOWN,
+	PROTO_OP_DELETE,
 };
 
 struct proto_start {
@@ -62,7 +63,7 @@ struct proto_request {
 	int64_t id;
 	enum proto_op op;
 	struct proto_start start;	/* PROTO_OP_START */
-	int64_t session;		/* PROTO_OP_STOP */
+	int64_t session;		/* PROTO_OP_STOP, PROTO_OP_DELETE */
 	struct proto_schedule schedule;	/* PROTO_OP_SCHEDULE_ADD */
 	int64_t schedule_id;		/* PROTO_OP_SCHEDULE_RM */
 };
