@@ -351,15 +351,21 @@ static int update_threads(struct target *t)
 
 /* ---- one thread ------------------------------------------------------- */
 
+/*
+ * Reads one of the thread's /proc files (kept open: reading from offset 0
+ * makes the kernel regenerate it) into buf.  -ESRCH when the thread is gone.
+ */
+static ssize_t read_task(int fd, char *buf, size_t size)
+{
+	return fd < 0 ? -ESRCH : procfs_pread(fd, buf, size);
+}
+
 static int read_run_ns(struct tstate *ts, uint64_t *run_ns)
 {
-	char buf[128];
 	struct procfs_schedstat ss;
-	ssize_t n;
+	char buf[128];
+	ssize_t n = read_task(ts->fd_schedstat, buf, sizeof buf);
 
-	if (ts->fd_schedstat < 0)
-		return -ESRCH;
-	n = procfs_pread(ts->fd_schedstat, buf, sizeof buf);
 	if (n < 0)
 		return (int)n;
 	if (procfs_parse_schedstat(buf, (size_t)n, &ss) < 0)
@@ -371,27 +377,17 @@ static int read_run_ns(struct tstate *ts, uint64_t *run_ns)
 static int read_stat(struct tstate *ts, struct procfs_stat *st)
 {
 	char buf[1024];
-	ssize_t n;
+	ssize_t n = read_task(ts->fd_stat, buf, sizeof buf);
 
-	if (ts->fd_stat < 0)
-		return -ESRCH;
-	n = procfs_pread(ts->fd_stat, buf, sizeof buf);
-	if (n < 0)
-		return (int)n;
-	return procfs_parse_stat(buf, (size_t)n, st);
+	return n < 0 ? (int)n : procfs_parse_stat(buf, (size_t)n, st);
 }
 
 static int read_syscall(struct tstate *ts, struct procfs_syscall *sc)
 {
 	char buf[256];
-	ssize_t n;
+	ssize_t n = read_task(ts->fd_syscall, buf, sizeof buf);
 
-	if (ts->fd_syscall < 0)
-		return -ESRCH;
-	n = procfs_pread(ts->fd_syscall, buf, sizeof buf);
-	if (n < 0)
-		return (int)n;
-	return procfs_parse_syscall(buf, (size_t)n, sc);
+	return n < 0 ? (int)n : procfs_parse_syscall(buf, (size_t)n, sc);
 }
 
 static uint64_t stack_end_of(void *ctx, uint64_t sp)

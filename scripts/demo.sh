@@ -1,7 +1,8 @@
 #!/bin/sh
 # Profiles the bundled demo program (tests/targets/burner: two threads
-# splitting their CPU time 75/25 between burn_alpha and burn_beta) with the
-# engine, through `perch dump`.
+# spending 75 % of their CPU in burn_alpha and 25 % in burn_beta) the way
+# perch is meant to be used: `perch record` (which starts the daemon with the
+# default socket and database if none runs), then a report and a dump.
 set -eu
 
 build=${1:-build}
@@ -19,5 +20,11 @@ rm -f "$fifo"
 trap 'exec 3>&-; wait $pid 2>/dev/null || true' EXIT
 sleep 0.5
 
-echo "== perch dump -p $pid (demo program: 2 threads burning CPU 75/25 in burn_alpha/burn_beta)"
+echo "== perch record -p $pid -d 5   (demo program: 2 threads, 75/25 in burn_alpha/burn_beta)"
+"$perch" record -p "$pid" -d 5
+echo
+echo "== perch flat last -n 5"
+"$perch" flat last -n 5
+echo
+echo "== perch dump -p $pid   (one stack of every thread, now; no daemon needed)"
 "$perch" dump -p "$pid"
