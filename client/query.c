@@ -19,7 +19,8 @@ static void link_nodes(const struct profile *p, struct links *l)
 	l->total = xcalloc(p->nnodes, sizeof *l->total);
 	l->first = xcalloc(p->nnodes, sizeof *l->first);
 	l->next = xcalloc(p->nnodes, sizeof *l->next);
-	memcpy(l->total, p->self, p->nnodes * sizeof *l->total);
+	if (p->nnodes > 0)
+		memcpy(l->total, p->self, p->nnodes * sizeof *l->total);
 	/* Children have larger ids than their parents: one backward pass. */
 	for (size_t n = p->nnodes; n-- > 1;) {
 		uint32_t parent = p->nodes[n].parent;
@@ -47,6 +48,20 @@ static bool same_name(const char *a, const char *b)
 static void add_module(struct qtree *g, const char *module);
 
 /*
+ * Counts frame's function in group g once: a function seen at two
+ * addresses or call sites is still one hidden frame to the reader.
+ */
+static void add_hidden(struct qtree *g, const struct pframe *f)
+{
+	for (unsigned int i = 0; i < g->hidden; i++)
+		if (same_name(g->fns[i]->func, f->func) && same_name(g->fns[i]->module, f->module))
+			return;
+	if ((g->hidden & (g->hidden - 1)) == 0)
+		g->fns = xreallocarray(g->fns, g->hidden ? g->hidden * 2 : 1, sizeof *g->fns);
+	g->fns[g->hidden++] = f;
+}
+
+/*
  * Adds kid under t, merged with a kid of the same function (or with the
  * hidden group): the stack tree has one node per call site and address,
  * a report one per function.
@@ -62,7 +77,8 @@ static void add_kid(struct qtree *t, struct qtree *kid)
 			continue;
 		k->total += kid->total;
 		k->self += kid->self;
-		k->hidden += kid->hidden;
+		for (unsigned int h = 0; h < kid->hidden; h++)
+			add_hidden(k, kid->fns[h]);
 		for (const char *m = kid->modules; m != NULL && *m != '\0';) {
 			const char *comma = strstr(m, ", ");
 			char *one = xstrndup(m, comma ? (size_t)(comma - m) : strlen(m));
@@ -74,6 +90,7 @@ static void add_kid(struct qtree *t, struct qtree *kid)
 		for (size_t j = 0; j < kid->nkids; j++)
 			add_kid(k, kid->kids[j]);
 		free(kid->kids);
+		free(kid->fns);
 		free(kid->modules);
 		free(kid);
 		return;
@@ -133,7 +150,7 @@ static void absorb(struct tree_ctx *c, struct qtree *g, uint32_t n)
 	const struct pframe *f = &c->p->frames[c->p->nodes[n].frame];
 
 	g->self += c->p->self[n];
-	g->hidden++;
+	add_hidden(g, f);
 	add_module(g, f->module);
 	for (uint32_t k = c->l.first[n]; k != 0; k = c->l.next[k]) {
 		if (c->l.total[k] == 0)
@@ -172,7 +189,8 @@ static struct qtree *build(struct tree_ctx *c, uint32_t n)
 /* Merging changed totals below the nodes already sorted: sort again. */
 static void sort_tree(struct qtree *t)
 {
-	qsort(t->kids, t->nkids, sizeof *t->kids, by_total);
+	if (t->nkids > 1)
+		qsort(t->kids, t->nkids, sizeof *t->kids, by_total);
 	for (size_t i = 0; i < t->nkids; i++)
 		sort_tree(t->kids[i]);
 }
@@ -196,6 +214,7 @@ void query_tree_free(struct qtree *t)
 	for (size_t i = 0; i < t->nkids; i++)
 		query_tree_free(t->kids[i]);
 	free(t->kids);
+	free(t->fns);
 	free(t->modules);
 	free(t);
 }
@@ -275,7 +294,7 @@ static int by_samples(const void *a, const void *b)
 
 /* Rows with samples from per-function sums, largest first. */
 static size_t collect_rows(const struct fnmap *m, const uint64_t *sum,
-			   uint64_t special, struct qrow **rows)
+			   uint64_t special, const char *special_name, struct qrow **rows)
 {
 	size_t n = 0;
 
@@ -286,9 +305,12 @@ static size_t collect_rows(const struct fnmap *m, const uint64_t *sum,
 			(*rows)[n++].samples = sum[i];
 		}
 	}
-	if (special > 0)
+	if (special > 0) {
+		(*rows)[n].special = special_name;
 		(*rows)[n++].samples = special;
-	qsort(*rows, n, sizeof **rows, by_samples);
+	}
+	if (n > 1)
+		qsort(*rows, n, sizeof **rows, by_samples);
 	return n;
 }
 
@@ -309,7 +331,7 @@ size_t query_flat(const struct profile *p, const char *paths, bool by_line,
 			continue;
 		sum[m.of_frame[p->nodes[s].frame]] += p->self[s];
 	}
-	n = collect_rows(&m, sum, 0, rows);
+	n = collect_rows(&m, sum, 0, NULL, rows);
 	free(sum);
 	unmap_functions(&m);
 	return n;
@@ -346,17 +368,24 @@ static size_t edit_distance(const char *a, const char *b)
 	return best;
 }
 
-/* Up to five function names close to name, for the error message. */
+/*
+ * Up to five function names close to name, for the error message: names
+ * containing it, or a few typos away: a third of its length, at most 3
+ * (any two names of four letters are at most 4 edits apart).
+ */
 static char *suggest_names(const struct fnmap *m, const char *name)
 {
+	size_t typos = (strlen(name) + 2) / 3;
 	char *out = NULL;
 	int found = 0;
 
+	if (typos > 3)
+		typos = 3;
 	for (size_t i = 0; i < m->n && found < 5; i++) {
 		const char *f = m->rep[i]->func;
 		char *next;
 
-		if (strcasestr(f, name) == NULL && edit_distance(f, name) > 3)
+		if (strcasestr(f, name) == NULL && edit_distance(f, name) > typos)
 			continue;
 		if (out != NULL && strstr(out, f) != NULL)
 			continue;
@@ -409,7 +438,7 @@ long query_callers(const struct profile *p, const char *func, bool callees,
 			sum[m.of_frame[p->nodes[callees ? below : p->nodes[at].parent].frame]] +=
 				p->self[s];
 	}
-	n = collect_rows(&m, sum, special, rows);
+	n = collect_rows(&m, sum, special, callees ? "[self]" : "[root]", rows);
 	free(sum);
 	unmap_functions(&m);
 	return (long)n;
@@ -495,7 +524,8 @@ size_t query_hot_paths(const struct profile *p, size_t depth, struct qpath **out
 		}
 		paths[slots[i].index - 1].samples += p->self[s];
 	}
-	qsort(paths, n, sizeof *paths, by_path_samples);
+	if (n > 1)
+		qsort(paths, n, sizeof *paths, by_path_samples);
 	free(slots);
 	free(fns);
 	unmap_functions(&m);

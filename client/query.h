@@ -15,7 +15,8 @@
 
 /* One row of a flat, callers or callees view. */
 struct qrow {
-	const struct pframe *frame;	/* NULL: "[self]" (callees) or "[root]" */
+	const struct pframe *frame;	/* NULL: the row named by special */
+	const char *special;		/* "[self]" (callees) or "[root]" (callers) */
 	uint64_t samples;
 };
 
@@ -23,7 +24,8 @@ struct qrow {
 struct qtree {
 	const struct pframe *frame;	/* NULL for a group of hidden frames */
 	uint64_t total, self;
-	unsigned int hidden;		/* frames in a hidden group */
+	unsigned int hidden;		/* functions in a hidden group */
+	const struct pframe **fns;	/* those functions, one frame each */
 	char *modules;			/* a group's modules, comma-separated */
 	struct qtree **kids;		/* by total, largest first */
 	size_t nkids;

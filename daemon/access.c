@@ -169,7 +169,8 @@ int access_find(const char *kind, const char *target, pid_t **pids)
 	}
 	closedir(d);
 	if (n > 1)
-		qsort(v, n, sizeof *v, by_start);
+		if (n > 1)
+			qsort(v, n, sizeof *v, by_start);
 	*pids = xcalloc(n ? n : 1, sizeof **pids);
 	for (size_t i = 0; i < n; i++)
 		(*pids)[i] = v[i].pid;

@@ -415,7 +415,8 @@ static void index_symbols(struct module *m)
 		add_bound(m, &cap, sh.sh_addr);
 		add_bound(m, &cap, sh.sh_addr + sh.sh_size);
 	}
-	qsort(m->bounds, m->nbounds, sizeof *m->bounds, u64_cmp);
+	if (m->nbounds > 1)
+		qsort(m->bounds, m->nbounds, sizeof *m->bounds, u64_cmp);
 	for (size_t i = 1; i < m->nbounds; i++)
 		if (m->bounds[i] != m->bounds[n - 1])
 			m->bounds[n++] = m->bounds[i];
@@ -748,7 +749,8 @@ static void read_perfmap(struct symbolizer *s, int fd, off_t size)
 		parse_perfmap_line(s, p, nl);
 	pm->parsed += p - buf;
 	pm->size = pm->parsed + (off_t)(buf + got - p);
-	qsort(pm->v, pm->n, sizeof *pm->v, jit_sym_cmp);
+	if (pm->n > 1)
+		qsort(pm->v, pm->n, sizeof *pm->v, jit_sym_cmp);
 	free(buf);
 }
 

@@ -345,7 +345,8 @@ static int update_threads(struct target *t)
 	}
 	t->nthreads = n;
 	if (added || n != old)
-		qsort(t->threads, t->nthreads, sizeof *t->threads, cmp_tstate);
+		if (t->nthreads > 1)
+			qsort(t->threads, t->nthreads, sizeof *t->threads, cmp_tstate);
 	return t->nthreads == 0 ? -ESRCH : 0;
 }
 
