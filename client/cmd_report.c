@@ -14,7 +14,7 @@
 #include "paths.h"
 #include "query.h"
 #include "render.h"
-#include "units.h"
+#include "report_opts.h"
 #include "xalloc.h"
 
 enum report {
@@ -36,15 +36,12 @@ struct report_args {
 
 /* Options every report takes, then those of some. */
 enum {
-	OPT_THREAD = 256, OPT_CPU, OPT_FROM, OPT_TO, OPT_JSON,
+	OPT_JSON = REPORT_OPT_NEXT,
 	OPT_PATHS, OPT_BY, OPT_DEPTH, OPT_SHOW_ALL, OPT_MIN_PERCENT,
 };
 
 static const struct option longopts[] = {
-	{ "thread", required_argument, NULL, OPT_THREAD },
-	{ "cpu", no_argument, NULL, OPT_CPU },
-	{ "from", required_argument, NULL, OPT_FROM },
-	{ "to", required_argument, NULL, OPT_TO },
+	REPORT_OPTS_LONGOPTS,
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "paths", required_argument, NULL, OPT_PATHS },
 	{ "by", required_argument, NULL, OPT_BY },
@@ -79,18 +76,11 @@ static int bad(const char *what, const char *value)
 static int parse_value(struct report_args *a, int c, const char *v)
 {
 	char *end;
+	int rc = report_opts_parse(&a->filter, c, v);
 
+	if (rc >= 0)
+		return rc;
 	switch (c) {
-	case OPT_THREAD: a->filter.thread = v; break;
-	case OPT_CPU: a->filter.cpu_only = true; break;
-	case OPT_FROM:
-		if (units_parse_duration(v, &a->filter.from_s) < 0)
-			return bad("--from (a time from the session start, like 10s)", v);
-		break;
-	case OPT_TO:
-		if (units_parse_duration(v, &a->filter.to_s) < 0)
-			return bad("--to (a time from the session start, like 20s)", v);
-		break;
 	case OPT_JSON: a->json = true; break;
 	case OPT_PATHS: a->paths = v; break;
 	case OPT_BY:
@@ -124,7 +114,7 @@ static int parse(int argc, char **argv, struct report_args *a)
 {
 	int c, rc;
 
-	a->filter.from_s = a->filter.to_s = -1;
+	report_opts_init(&a->filter);
 	a->min_percent = 1;
 	a->limit = a->kind == REPORT_HOT_PATHS ? 10 : 20;
 	optind = 1;
@@ -134,10 +124,8 @@ static int parse(int argc, char **argv, struct report_args *a)
 		if ((rc = parse_value(a, c, optarg)) != 0)
 			return rc < 0 ? client_usage(names[a->kind]) : rc;
 	}
-	if (a->filter.to_s >= 0 && a->filter.from_s > a->filter.to_s) {
-		client_error("--from is after --to");
-		return 2;
-	}
+	if ((rc = report_opts_check(&a->filter)) != 0)
+		return rc;
 	if (optind < argc)
 		a->session = argv[optind++];
 	if ((a->kind == REPORT_CALLERS || a->kind == REPORT_CALLEES) && optind < argc)
@@ -242,22 +230,14 @@ static int report(enum report kind, int argc, char **argv)
 {
 	struct report_args a = { .kind = kind };
 	struct render_opts o = { 0 };
-	char *path = NULL, *cause = NULL;
 	struct profile *p = NULL;
 	sqlite3 *db = NULL;
-	int64_t id;
 	int rc = parse(argc, argv, &a);
 
 	if (rc >= 0)
 		return rc;
-	path = paths_default_db();
-	rc = 1;
-	if (db_open(path, DB_READ_ONLY, &db, &cause) < 0 ||
-	    profile_resolve(db, a.session, &id, &cause) < 0 ||
-	    profile_load(db, id, &a.filter, &p, &cause) < 0) {
-		client_error("%s", cause);
+	if ((rc = report_opts_load(a.session, &a.filter, &db, &p)) != 0)
 		goto out;
-	}
 	o.color = !a.json && render_want_color(stdout);
 	o.cpu_only = a.filter.cpu_only;
 	o.min_percent = a.min_percent;
@@ -271,8 +251,6 @@ static int report(enum report kind, int argc, char **argv)
 out:
 	profile_free(p);
 	sqlite3_close(db);
-	free(cause);
-	free(path);
 	return rc;
 }
 
@@ -284,11 +262,20 @@ int report_tree(int64_t id)
 	char *path = paths_default_db(), *cause = NULL;
 	struct profile *p = NULL;
 	sqlite3 *db = NULL;
-	int rc = 1;
+	int rc = 1, r;
 
 	a.filter = f;
-	if (db_open(path, DB_READ_ONLY, &db, &cause) < 0 ||
-	    profile_load(db, id, &f, &p, &cause) < 0) {
+	r = db_open(path, DB_READ_ONLY, &db, &cause);
+	if (r == -EACCES) {
+		/*
+		 * A user profiling their own process through a root daemon:
+		 * the session is stored, only the database is not theirs to
+		 * read.  The recording itself succeeded.
+		 */
+		client_error("session %lld is stored, but %s; run 'perch show %lld' as a user "
+			     "who can read the database", (long long)id, cause, (long long)id);
+		rc = 0;
+	} else if (r < 0 || profile_load(db, id, &f, &p, &cause) < 0) {
 		client_error("%s", cause);
 	} else {
 		o.color = render_want_color(stdout);

@@ -28,6 +28,7 @@ int cmd_flat(int argc, char **argv);
 int cmd_callers(int argc, char **argv);
 int cmd_callees(int argc, char **argv);
 int cmd_hot_paths(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 
 /* Prints the call tree of session id, as `perch show` does. */
 int report_tree(int64_t id);

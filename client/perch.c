@@ -96,6 +96,28 @@ static const struct command commands[] = {
 		cmd_hot_paths,
 	},
 	{
+		"export", "SESSION --format FORMAT [-o FILE] [--paths a,b] [common options]",
+		"write a session for other tools: HTML, JSON, flame graphs, speedscope, pprof",
+		"  --format FORMAT    html: one self-contained page (call tree, flame graph,\n"
+		"                       functions) to share\n"
+		"                     json: {session: {...}, frames: [{id, func, file, line,\n"
+		"                       module, address, inlined}], stacks: [{id, parent,\n"
+		"                       frame}], samples: [{stack, samples}]}; a stack is its\n"
+		"                       leaf frame and its parent stack (0: none); samples\n"
+		"                       counts those whose leaf is that stack\n"
+		"                     folded: 'outer;...;leaf COUNT' lines for flamegraph.pl\n"
+		"                       and the tools that read Brendan Gregg's format\n"
+		"                     speedscope: speedscope.app's format, a profile per thread\n"
+		"                     pprof: gzipped profile.proto for 'go tool pprof' and\n"
+		"                       the tools that read it (binary: needs -o)\n"
+		"  -o, --output FILE  write FILE (replaced only once complete); default:\n"
+		"                     standard output\n"
+		"  --paths a,b        html: your code; frames outside it fold away as\n"
+		"                     library frames (default: system files)\n"
+		COMMON_HELP,
+		cmd_export,
+	},
+	{
 		"sessions", "[--json]",
 		"list the recorded sessions",
 		"Reads the database; no daemon needed.\n",

@@ -172,8 +172,8 @@ void render_rows(FILE *out, const struct profile *p, const struct qrow *rows,
 
 		render_time(time, sizeof time, p, rows[i].samples);
 		if (rows[i].frame == NULL) {
-			fprintf(out, "%s%9s %6.1f%%%s  [self or thread root]\n", heat(pct, o), time,
-				pct, o->color ? RESET : "");
+			fprintf(out, "%s%9s %6.1f%%%s  %s\n", heat(pct, o), time, pct,
+				o->color ? RESET : "", rows[i].special);
 			continue;
 		}
 		location(where, sizeof where, rows[i].frame);
@@ -213,9 +213,10 @@ static json_object *str_or_null(const char *s)
 	return s ? json_object_new_string(s) : NULL;
 }
 
-static void add_frame(json_object *o, const struct pframe *f)
+/* A frame's fields; without a frame, special names the row. */
+static void add_frame(json_object *o, const struct pframe *f, const char *special)
 {
-	json_object_object_add(o, "func", json_object_new_string(f ? f->func : "[self]"));
+	json_object_object_add(o, "func", json_object_new_string(f ? f->func : special));
 	json_object_object_add(o, "file", f ? str_or_null(f->file) : NULL);
 	json_object_object_add(o, "line", f && f->line > 0 ? json_object_new_int(f->line) : NULL);
 	json_object_object_add(o, "module", f ? str_or_null(f->module) : NULL);
@@ -259,7 +260,7 @@ json_object *render_tree_json(const struct profile *p, const struct qtree *t)
 	json_object *o = json_object_new_object(), *kids = json_object_new_array();
 
 	if (t->frame != NULL) {
-		add_frame(o, t->frame);
+		add_frame(o, t->frame, NULL);
 		json_object_object_add(o, "inlined", json_object_new_boolean(t->frame->inlined));
 	} else {
 		json_object_object_add(o, "func", json_object_new_string(
@@ -283,7 +284,7 @@ json_object *render_rows_json(const struct profile *p, const struct qrow *rows,
 	for (size_t i = 0; i < n && (limit == 0 || i < limit); i++) {
 		json_object *o = json_object_new_object();
 
-		add_frame(o, rows[i].frame);
+		add_frame(o, rows[i].frame, rows[i].special);
 		add_amount(o, p, rows[i].samples, total);
 		json_object_array_add(arr, o);
 	}
@@ -302,7 +303,7 @@ json_object *render_paths_json(const struct profile *p, const struct qpath *path
 		for (size_t k = 0; k < paths[i].n; k++) {
 			json_object *f = json_object_new_object();
 
-			add_frame(f, paths[i].frames[k]);
+			add_frame(f, paths[i].frames[k], NULL);
 			json_object_array_add(path, f);
 		}
 		json_object_object_add(o, "path", path);
