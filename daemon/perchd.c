@@ -200,6 +200,14 @@ static int detach(void)
 	dup2(devnull, 0);
 	dup2(devnull, 1);
 	dup2(devnull, 2);
+	/*
+	 * Whatever else the starter left open (a pipe its shell waits on, a
+	 * fifo a demo program reads until EOF) must not stay open for as long
+	 * as the daemon lives.
+	 */
+	if (fds[1] > 3)
+		close_range(3, (unsigned int)fds[1] - 1, 0);
+	close_range((unsigned int)fds[1] + 1, ~0U, 0);
 	return fds[1];
 }
 
