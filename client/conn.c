@@ -48,8 +48,9 @@ static int connect_to(const char *path)
 }
 
 /*
- * perchd next to this perch: the build tree (client/perch, daemon/perchd),
- * an installation (bin/perch, sbin/perchd), else $PERCH_DAEMON or the PATH.
+ * $PERCH_DAEMON, else perchd next to this perch: the build tree
+ * (client/perch, daemon/perchd) or an installation (bin/perch,
+ * sbin/perchd), else perchd on the PATH.
  */
 static char *find_daemon(void)
 {

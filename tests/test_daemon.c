@@ -33,6 +33,7 @@
 #include <json-c/json.h>
 #include <sqlite3.h>
 
+#include "db.h"
 #include "samplecodec.h"
 #include "spawn.h"
 
@@ -595,6 +596,49 @@ static int64_t leaf_samples(sqlite3 *db, int64_t id, const char *func, const cha
 	return v;
 }
 
+/*
+ * Ticks of a session of secs at rate_hz are rate x duration within 10 %: the
+ * daemon's warm-up sample is not counted, and its clock starts after it.
+ */
+static void assert_samples_near(int64_t samples, double rate_hz, double secs)
+{
+	double want = rate_hz * secs;
+
+	if ((double)samples < want * 0.9 || (double)samples > want * 1.1)
+		fail_msg("%" PRId64 " samples in %.1f s at %.0f Hz: expected %.0f +- 10 %%",
+			 samples, secs, rate_hz, want);
+}
+
+/*
+ * func is the leaf (innermost frame) of more samples than any other function,
+ * all threads of the session counted; a sample with no frame counts under "?".
+ */
+static void assert_top_leaf(sqlite3 *db, int64_t id, const char *func)
+{
+	sqlite3_stmt *st;
+	char top[3][128] = { "", "", "" };
+	int64_t n[3] = { 0, 0, 0 };
+	int rows = 0;
+
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT coalesce(fr.func, '?'), sum(c.samples) AS s FROM counts c "
+		"LEFT JOIN stack_nodes n ON n.session_id = c.session_id AND n.id = c.stack_id "
+		"LEFT JOIN frames fr ON fr.session_id = c.session_id AND fr.id = n.frame_id "
+		"WHERE c.session_id = ?1 GROUP BY 1 ORDER BY s DESC, 1 LIMIT 3",
+		-1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	while (rows < 3 && sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(top[rows], sizeof top[rows], "%s", sqlite3_column_text(st, 0));
+		n[rows++] = sqlite3_column_int64(st, 1);
+	}
+	sqlite3_finalize(st);
+	print_message("top leaf functions: %s %" PRId64 ", %s %" PRId64 ", %s %" PRId64 "\n",
+		      top[0], n[0], top[1], n[1], top[2], n[2]);
+	if (rows == 0 || strcmp(top[0], func) != 0 || (rows > 1 && n[1] >= n[0]))
+		fail_msg("the top leaf function is '%s' (%" PRId64 " samples; next '%s', %"
+			 PRId64 "), expected %s first", top[0], n[0], top[1], n[1], func);
+}
+
 /* ---- targets -------------------------------------------------------------- */
 
 static const char *pid_str(pid_t pid)
@@ -806,9 +850,7 @@ static void test_record(void **state)
 	assert_true(json_object_object_get_ex(s, "status", &v));
 	assert_string_equal(json_object_get_string(v), "complete");
 	assert_true(json_object_object_get_ex(s, "samples", &v));
-	/* 2 s at 99 Hz, within 15 %. */
-	if (json_object_get_int64(v) < 169 || json_object_get_int64(v) > 227)
-		fail_msg("%" PRId64 " samples in 2 s at 99 Hz", json_object_get_int64(v));
+	assert_samples_near(json_object_get_int64(v), 99, 2);
 	json_object_put(arr);
 	free_cmd(&c);
 
@@ -837,6 +879,7 @@ static void test_record(void **state)
 	if (share < 70 || share > 80)
 		fail_msg("burn_alpha is the leaf in %.1f %% of worker samples, expected 75 +- 5",
 			 share);
+	assert_top_leaf(db, id, "burn_alpha");
 	sqlite3_close(db);
 	assert_int_equal(child_quit(&burner), 0);
 }
@@ -966,6 +1009,120 @@ static void test_status_stop(void **state)
 	assert_refused(&c, NULL);
 	free_cmd(&c);
 	assert_int_equal(child_quit(&burner), 0);
+}
+
+/* ---- two sessions at once ------------------------------------------------- */
+
+/* The session id that `perch record --json` printed; its status and samples checked. */
+static int64_t record_result(const struct cmd *c, const char *want_status, double rate_hz,
+			     double secs)
+{
+	json_object *o = json_tokener_parse(c->out), *v;
+	int64_t id;
+
+	if (exit_code(c) != 0 || o == NULL || !json_object_object_get_ex(o, "session", &v))
+		fail_msg("record: exit %d, printed '%s' '%s'", exit_code(c), c->out, c->err);
+	id = json_object_get_int64(v);
+	assert_true(json_object_object_get_ex(o, "status", &v));
+	if (strcmp(json_object_get_string(v), want_status) != 0)
+		fail_msg("session %" PRId64 " ended '%s', expected '%s'", id,
+			 json_object_get_string(v), want_status);
+	assert_true(json_object_object_get_ex(o, "samples", &v));
+	assert_samples_near(json_object_get_int64(v), rate_hz, secs);
+	json_object_put(o);
+	return id;
+}
+
+/*
+ * A session holds the threads of pid and no others: as many as pid has, each
+ * with pid's pid and one of its tids, named main_name (the main thread) or
+ * burner-N.
+ */
+static void assert_threads_of(const struct fx *f, int64_t id, pid_t pid, int nthreads,
+			      const char *main_name)
+{
+	pid_t tids[64];
+	int n = proc_threads(pid, tids, 64);
+	sqlite3 *db = db_ro(f);
+	sqlite3_stmt *st;
+	int rows = 0;
+
+	assert_int_equal(n, nthreads);
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT pid, tid, name FROM threads "
+					    "WHERE session_id = ?1", -1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		pid_t tid = (pid_t)sqlite3_column_int(st, 1);
+		const char *name = (const char *)sqlite3_column_text(st, 2);
+		bool known = false, named = tid == pid ? strcmp(name, main_name) == 0 :
+							   strncmp(name, "burner-", 7) == 0;
+
+		rows++;
+		for (int i = 0; i < n; i++)
+			known |= tids[i] == tid;
+		if (sqlite3_column_int(st, 0) != pid || !known || !named)
+			fail_msg("session %" PRId64 " of pid %d has thread pid %d tid %d '%s'",
+				 id, (int)pid, sqlite3_column_int(st, 0), (int)tid, name);
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(rows, n);
+}
+
+/*
+ * Two sessions at once, on two burners: `perch status` shows both while they
+ * run, and each ends complete with its own count of samples (ticks counted
+ * into the wrong session would double one) and its own process's threads
+ * only.  One worker each, and 99 Hz: on two CPUs, more spinning threads than
+ * CPUs make a thread wait a time slice to stop, and the ticks it delays are
+ * skipped.
+ */
+static void test_concurrent(void **state)
+{
+	const char *const args[] = { "--threads", "1", NULL };
+	struct fx *f = *state;
+	struct child a, b;
+	struct cmd rec_a, rec_b, c;
+	int64_t id_a, id_b;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&a, "burner", args);
+	spawn_or_fail(&b, "burner", args);
+	perch_bg(f, &rec_a, 0, "record", "-p", pid_str(a.pid), "-d", "2", "--json",
+		 "--no-autostart", NULL);
+	perch_bg(f, &rec_b, 0, "record", "-p", pid_str(b.pid), "-d", "2", "--json",
+		 "--no-autostart", NULL);
+	id_a = wait_recording(f, a.pid);
+	id_b = wait_recording(f, b.pid);
+	assert_int_not_equal(id_a, id_b);
+
+	perch(f, &c, 0, "status", "--json", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	check_status_json(c.out, id_a);
+	check_status_json(c.out, id_b);
+	free_cmd(&c);
+	perch(f, &c, 0, "status", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	if (strstr(c.out, pid_str(a.pid)) == NULL || strstr(c.out, pid_str(b.pid)) == NULL)
+		fail_msg("perch status does not show both pids %d and %d: '%s'", (int)a.pid,
+			 (int)b.pid, c.out);
+	free_cmd(&c);
+
+	if (!wait_cmd(f, &rec_a, 10000) || !wait_cmd(f, &rec_b, 10000))
+		fail_msg("two 2 s recordings still run after 10 s");
+	print_message("pid %d: %spid %d: %s", (int)a.pid, rec_a.out, (int)b.pid, rec_b.out);
+	assert_int_equal(record_result(&rec_a, "complete", 99, 2), id_a);
+	assert_int_equal(record_result(&rec_b, "complete", 99, 2), id_b);
+	free_cmd(&rec_a);
+	free_cmd(&rec_b);
+	assert_status(f, id_a, "complete");
+	assert_status(f, id_b, "complete");
+	check_session_data(f, id_a);
+	check_session_data(f, id_b);
+	assert_threads_of(f, id_a, a.pid, 2, "burner");
+	assert_threads_of(f, id_b, b.pid, 2, "burner");
+	assert_int_equal(child_quit(&a), 0);
+	assert_int_equal(child_quit(&b), 0);
 }
 
 /* ---- 5: refusals ---------------------------------------------------------- */
@@ -1352,6 +1509,134 @@ static void test_schedules(void **state)
 	assert_int_equal(child_quit(&burner), 0);
 }
 
+/* One firing of a schedule, with the session it started. */
+struct firing {
+	uint64_t fired_ns;
+	char outcome[16];
+	char message[160];
+	int64_t session;	/* 0: none */
+	pid_t pid;		/* the session's, or 0 */
+	char status[24];	/* the session's, or "" */
+};
+
+/* The firings of schedule id after after_ns, oldest first; how many. */
+static int firings(const struct fx *f, int64_t id, uint64_t after_ns, struct firing *v, int max)
+{
+	sqlite3 *db = db_ro(f);
+	sqlite3_stmt *st;
+	int n = 0;
+
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT r.fired_ns, r.outcome, coalesce(r.message, ''), "
+		"coalesce(r.session_id, 0), coalesce(s.pid, 0), coalesce(s.status, '') "
+		"FROM schedule_runs r LEFT JOIN sessions s ON s.id = r.session_id "
+		"WHERE r.schedule_id = ?1 AND r.fired_ns > ?2 ORDER BY r.fired_ns",
+		-1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, (int64_t)after_ns);
+	while (n < max && sqlite3_step(st) == SQLITE_ROW) {
+		v[n].fired_ns = (uint64_t)sqlite3_column_int64(st, 0);
+		snprintf(v[n].outcome, sizeof v[n].outcome, "%s", sqlite3_column_text(st, 1));
+		snprintf(v[n].message, sizeof v[n].message, "%s", sqlite3_column_text(st, 2));
+		v[n].session = sqlite3_column_int64(st, 3);
+		v[n].pid = (pid_t)sqlite3_column_int(st, 4);
+		snprintf(v[n].status, sizeof v[n].status, "%s", sqlite3_column_text(st, 5));
+		n++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return n;
+}
+
+/*
+ * Waits at most timeout_ms for a firing of schedule id after after_ns with
+ * this outcome (and, for "started", whose session has ended); the first.
+ */
+static struct firing wait_firing(const struct fx *f, int64_t id, uint64_t after_ns,
+				 const char *outcome, long timeout_ms)
+{
+	unsigned long long t0 = mono_ns();
+	struct firing v[16];
+
+	while (secs_since(t0) * 1000 < (double)timeout_ms) {
+		int n = firings(f, id, after_ns, v, 16);
+
+		for (int i = 0; i < n; i++)
+			if (strcmp(v[i].outcome, outcome) == 0 &&
+			    (strcmp(outcome, "started") != 0 ||
+			     strcmp(v[i].status, "recording") != 0))
+				return v[i];
+		sleep_ms(50);
+	}
+	fail_msg("schedule %" PRId64 ": no '%s' firing (ended) in %ld ms", id, outcome,
+		 timeout_ms);
+	return v[0];
+}
+
+/*
+ * A schedule by executable name follows its target across a restart: a
+ * firing while no such process runs is a skipped run, and the firings after
+ * a new process (new pid) starts profile that one.
+ */
+static void test_schedule_restart(void **state)
+{
+	struct fx *f = *state;
+	struct child first, second;
+	struct firing fr, v[16];
+	char exe[32], path[256];
+	uint64_t killed_ns, restarted_ns;
+	int64_t id;
+	int n;
+
+	daemon_start(f, NULL);
+	unique_burner(f, &first, exe, sizeof exe);
+	snprintf(path, sizeof path, "%s/%s", f->dir, exe);
+	id = schedule_add(f, exe, "2s", "1s", NULL);
+
+	/* The first firing (2 s after add) profiles the first process. */
+	fr = wait_firing(f, id, 0, "started", 6000);
+	if (fr.pid != first.pid || strcmp(fr.status, "complete") != 0)
+		fail_msg("first firing: session %" PRId64 " of pid %d is '%s'; expected pid %d, "
+			 "complete", fr.session, (int)fr.pid, fr.status, (int)first.pid);
+	assert_threads_of(f, fr.session, first.pid, 3, exe);
+
+	/* Gone between firings: the next firing finds nothing. */
+	child_kill(&first);
+	killed_ns = real_ns();
+	fr = wait_firing(f, id, killed_ns, "skipped", 4000);
+	print_message("firing with no process: '%s' '%s'\n", fr.outcome, fr.message);
+	assert_int_equal(fr.session, 0);
+	assert_non_null(strstr(fr.message, exe));
+	assert_daemon_alive(f);
+
+	/* Back, with a new pid: later firings profile it. */
+	restarted_ns = real_ns();
+	if (spawn_path(&second, path, NULL) < 0)
+		fail_msg("cannot start %s again", path);
+	assert_int_not_equal(second.pid, first.pid);
+	fr = wait_firing(f, id, restarted_ns, "started", 6000);
+	print_message("pid %d, then pid %d: session %" PRId64 " of pid %d, '%s'\n",
+		      (int)first.pid, (int)second.pid, fr.session, (int)fr.pid, fr.status);
+	if (fr.pid != second.pid || strcmp(fr.status, "complete") != 0)
+		fail_msg("after the restart: session %" PRId64 " of pid %d is '%s'; expected pid "
+			 "%d, complete", fr.session, (int)fr.pid, fr.status, (int)second.pid);
+	assert_threads_of(f, fr.session, second.pid, 3, exe);
+	check_session_data(f, fr.session);
+
+	/* Every firing since the kill: skipped until the restart, then the new pid. */
+	n = firings(f, id, killed_ns, v, 16);
+	for (int i = 0; i < n; i++) {
+		bool before = v[i].fired_ns < restarted_ns;
+
+		if (before ? strcmp(v[i].outcome, "skipped") != 0 || v[i].session != 0 :
+			     strcmp(v[i].outcome, "started") != 0 || v[i].pid != second.pid)
+			fail_msg("firing %d after the kill (%s the restart): '%s', session %"
+				 PRId64 " of pid %d", i, before ? "before" : "after", v[i].outcome,
+				 v[i].session, (int)v[i].pid);
+	}
+	assert_int_equal(child_quit(&second), 0);
+}
+
 /* ---- 11: who may profile what --------------------------------------------- */
 
 /* Whether nobody may run path (exit status of a child that tries). */
@@ -1468,6 +1753,9 @@ static void test_access(void **state)
 	print_message("nobody's record: exit %d, stdout '%s', stderr '%s'\n",
 		      exit_code(&nobody_rec), nobody_rec.out, nobody_rec.err);
 	assert_null(strstr(nobody_rec.err, "not permitted"));
+	/* Recorded and kept; the root-only database is only named. */
+	assert_int_equal(exit_code(&nobody_rec), 0);
+	assert_non_null(strstr(nobody_rec.err, "is stored, but"));
 	free_cmd(&nobody_rec);
 	assert_status(f, mine, "complete");
 	db = db_ro(f);
@@ -1582,6 +1870,225 @@ static void test_socket_robustness(void **state)
 		close(idle[i]);
 	for (int i = 0; i < 100 && !daemon_answers(f); i++)
 		sleep_ms(20);
+	perch(f, &c, 0, "status", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	assert_daemon_alive(f);
+}
+
+/* Resident memory of a process in KiB, from /proc/PID/status. */
+static long vm_rss_kib(pid_t pid)
+{
+	char path[64], *text, *p;
+	long kib;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	text = slurp(path);
+	p = strstr(text, "\nVmRSS:");
+	kib = p ? strtol(p + 7, NULL, 10) : -1;
+	free(text);
+	assert_true(kib > 0);
+	return kib;
+}
+
+/* What came back on a connection, and whether the daemon hung up. */
+struct inbox {
+	char *buf;
+	size_t len, cap;
+	size_t lines;
+	bool closed;
+};
+
+static void inbox_read(int fd, struct inbox *in)
+{
+	for (;;) {
+		ssize_t n;
+
+		if (in->cap - in->len < 65536) {
+			in->cap = in->cap ? in->cap * 2 : 262144;
+			in->buf = realloc(in->buf, in->cap);
+			assert_non_null(in->buf);
+		}
+		n = recv(fd, in->buf + in->len, in->cap - in->len - 1, MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0) {
+			in->closed = true;
+			return;
+		}
+		for (ssize_t i = 0; i < n; i++)
+			in->lines += in->buf[in->len + (size_t)i] == '\n';
+		in->len += (size_t)n;
+		in->buf[in->len] = '\0';
+	}
+}
+
+/*
+ * Sends len bytes while reading replies, so that neither side waits for the
+ * other; then reads until want_lines lines came back or the daemon hangs up.
+ * Returns how many bytes the daemon took before it hung up (len: all).  A
+ * daemon that neither reads nor hangs up for timeout_ms fails the test.
+ */
+static size_t exchange(int fd, const char *data, size_t len, size_t want_lines,
+		       struct inbox *in, int timeout_ms)
+{
+	unsigned long long deadline = mono_ns() + (unsigned long long)timeout_ms * 1000000ull;
+	size_t sent = 0;
+	bool gone = false;
+
+	while (!in->closed && (sent < len && !gone ? true : in->lines < want_lines)) {
+		struct pollfd pfd = { fd, POLLIN | (sent < len && !gone ? POLLOUT : 0), 0 };
+		long long left = (long long)(deadline - mono_ns()) / 1000000;
+
+		if (left <= 0 || mono_ns() > deadline)
+			fail_msg("the daemon took %zu of %zu bytes and sent %zu lines, then "
+				 "nothing for %d ms", sent, len, in->lines, timeout_ms);
+		if (poll(&pfd, 1, (int)left) < 0)
+			continue;
+		if (pfd.revents & (POLLIN | POLLHUP | POLLERR))
+			inbox_read(fd, in);
+		if (pfd.revents & POLLOUT) {
+			size_t chunk = len - sent < 65536 ? len - sent : 65536;
+			ssize_t n = send(fd, data + sent, chunk, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+			if (n > 0)
+				sent += (size_t)n;
+			else if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+				gone = true;
+		}
+	}
+	return sent;
+}
+
+/* Numbers from a fixed seed (xorshift64). */
+static uint64_t next_random(uint64_t *x)
+{
+	*x ^= *x << 13;
+	*x ^= *x >> 7;
+	*x ^= *x << 17;
+	return *x;
+}
+
+/*
+ * A 10 MB line gets "too-large" (or only a hang-up) without the daemon
+ * holding 10 MB, and it answers new connections afterwards.
+ */
+static void check_huge_line(struct fx *f)
+{
+	const size_t size = 10u << 20;
+	char *line = malloc(size + 1);
+	struct inbox in = { 0 };
+	long before, after;
+	size_t taken;
+	json_object *o, *v;
+	int fd;
+
+	assert_non_null(line);
+	memset(line, '{', size);
+	line[size] = '\n';
+	/* Settled first: the daemon has served a connection or two. */
+	assert_true(daemon_answers(f));
+	before = vm_rss_kib(f->daemon);
+	fd = connect_to(f->sock);
+	assert_true(fd >= 0);
+	taken = exchange(fd, line, size + 1, 1, &in, 15000);
+	/* Whatever it said, it hangs up after a refused line. */
+	while (!in.closed) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+
+		if (poll(&pfd, 1, 5000) <= 0)
+			fail_msg("no hang-up within 5 s after a 10 MB line; got '%s'",
+				 in.buf ? in.buf : "");
+		inbox_read(fd, &in);
+	}
+	close(fd);
+	print_message("10 MB line: the daemon took %zu bytes, answered '%s'\n", taken,
+		      in.len ? in.buf : "(nothing)");
+	if (in.lines > 1 || (in.len > 0 && in.lines != 1))
+		fail_msg("more than one reply to a 10 MB line: '%s'", in.buf);
+	if (in.lines == 1) {
+		o = json_tokener_parse(in.buf);
+		if (o == NULL || !json_object_object_get_ex(o, "error", &v) ||
+		    strcmp(json_object_get_string(v), "too-large") != 0)
+			fail_msg("a 10 MB line got '%s', expected error 'too-large'", in.buf);
+		json_object_put(o);
+	}
+	free(in.buf);
+	free(line);
+	assert_daemon_alive(f);
+	assert_true(daemon_answers(f));
+	after = vm_rss_kib(f->daemon);
+	print_message("daemon RSS: %ld KiB before, %ld KiB after\n", before, after);
+	if (after - before >= 4096)
+		fail_msg("daemon RSS grew from %ld to %ld KiB after a 10 MB line", before, after);
+}
+
+/*
+ * 1 MB of random bytes (NULs and newlines among them): one error reply per
+ * line, nothing else, and the connection still answers a good request.
+ */
+static void check_random_bytes(struct fx *f)
+{
+	const size_t size = 1u << 20;
+	static const char good[] = "\n{\"v\":1,\"id\":77,\"op\":\"version\"}\n";
+	char *data = malloc(size + sizeof good), *line, *nl;
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	struct inbox in = { 0 };
+	size_t newlines = 0, nuls = 0, errors = 0;
+	json_object *o, *v;
+	int fd;
+
+	assert_non_null(data);
+	for (size_t i = 0; i < size; i++) {
+		data[i] = (char)(next_random(&x) >> 56);
+		newlines += data[i] == '\n';
+		nuls += data[i] == '\0';
+	}
+	assert_true(newlines > 1000 && nuls > 1000);
+	/* A newline ends the last random line, then a request that is fine. */
+	memcpy(data + size, good, sizeof good - 1);
+	newlines += 2;
+
+	fd = connect_to(f->sock);
+	assert_true(fd >= 0);
+	assert_int_equal(exchange(fd, data, size + sizeof good - 1, newlines, &in, 20000),
+			 size + sizeof good - 1);
+	close(fd);
+	if (in.closed && in.lines < newlines)
+		fail_msg("the daemon hung up after %zu replies to %zu lines", in.lines, newlines);
+	assert_int_equal(in.lines, newlines);
+	for (line = in.buf; (nl = strchr(line, '\n')) != NULL; line = nl + 1) {
+		bool last = nl + 1 == in.buf + in.len;
+
+		*nl = '\0';
+		o = json_tokener_parse(line);
+		if (o == NULL || !json_object_object_get_ex(o, "ok", &v))
+			fail_msg("reply %zu to random bytes is '%s'", errors, line);
+		if (json_object_get_boolean(v) != last)
+			fail_msg("reply %zu of %zu is '%s'", errors + 1, newlines, line);
+		if (!last)
+			errors++;
+		else if (!json_object_object_get_ex(o, "id", &v) || json_object_get_int(v) != 77)
+			fail_msg("the good request's reply is '%s'", line);
+		json_object_put(o);
+	}
+	print_message("1 MB of random bytes: %zu lines (%zu NULs), %zu error replies\n",
+		      newlines - 1, nuls, errors);
+	assert_int_equal(errors, newlines - 1);
+	free(in.buf);
+	free(data);
+	assert_daemon_alive(f);
+	assert_true(daemon_answers(f));
+}
+
+static void test_socket_garbage(void **state)
+{
+	struct fx *f = *state;
+	struct cmd c;
+
+	daemon_start(f, NULL);
+	check_huge_line(f);
+	check_random_bytes(f);
 	perch(f, &c, 0, "status", NULL);
 	assert_int_equal(exit_code(&c), 0);
 	free_cmd(&c);
@@ -1727,6 +2234,151 @@ static void test_newer_schema(void **state)
 	free_cmd(&c);
 }
 
+/* ---- 15: older and foreign files ------------------------------------------ */
+
+/* Runs sql on a new SQLite file at path (not through perch). */
+static void make_sqlite(const char *path, const char *sql)
+{
+	sqlite3 *db;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		fail_msg("%s: %s", sql, sqlite3_errmsg(db));
+	assert_int_equal(sqlite3_close(db), SQLITE_OK);
+}
+
+/* Removes the database and its -wal and -shm. */
+static void remove_db(const struct fx *f)
+{
+	char path[256];
+
+	unlink(f->db);
+	snprintf(path, sizeof path, "%s-wal", f->db);
+	unlink(path);
+	snprintf(path, sizeof path, "%s-shm", f->db);
+	unlink(path);
+}
+
+/*
+ * perchd opens the file at f->db as it is now and makes it a current perch
+ * database with every table, usable by perch; then stops.
+ */
+static void check_upgraded(struct fx *f, const char *what)
+{
+	char buf[256];
+	sqlite3 *db;
+	struct cmd c;
+	int status;
+
+	daemon_start(f, NULL);
+	db = db_ro(f);
+	print_message("%s: version %" PRId64 ", %" PRId64 " tables after perchd opened it\n",
+		      what, q_int(db, "PRAGMA user_version", 0),
+		      q_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", 0));
+	assert_int_equal(q_int(db, "PRAGMA application_id", 0), PERCH_APPLICATION_ID);
+	assert_int_equal(q_int(db, "PRAGMA user_version", 0), PERCH_SCHEMA_VERSION);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' "
+			       "AND name IN ('schedules', 'schedule_runs', 'sessions', 'threads', "
+			       "'modules', 'frames', 'stack_nodes', 'counts', 'sample_chunks')",
+			       0), 9);
+	assert_int_equal(q_int(db, "SELECT count(*) FROM sessions", 0), 0);
+	assert_string_equal(q_text(db, "PRAGMA quick_check", 0, buf, sizeof buf), "ok");
+	sqlite3_close(db);
+	perch(f, &c, 0, "sessions", "--json", NULL);
+	if (exit_code(&c) != 0 || strncmp(c.out, "[", 1) != 0)
+		fail_msg("perch sessions on the %s: exit %d, '%s' '%s'", what, exit_code(&c),
+			 c.out, c.err);
+	free_cmd(&c);
+	perch(f, &c, 0, "schedule", "ls", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+	assert_true(daemon_kill(f, SIGTERM, 5000, &status));
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	remove_db(f);
+}
+
+/*
+ * Version 0 is an empty file, and a perch file (application id set) at
+ * version 0 with no tables is an older perch file: perchd takes both to the
+ * current schema through the same steps.
+ */
+static void test_older_schema(void **state)
+{
+	struct fx *f = *state;
+	struct stat st;
+	char buf[128];
+	int fd;
+
+	fd = open(f->db, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	check_upgraded(f, "0-byte file");
+
+	/* SQLite wrote a first page, and nothing is in it. */
+	make_sqlite(f->db, "CREATE TABLE t (x); DROP TABLE t");
+	assert_int_equal(stat(f->db, &st), 0);
+	assert_true(st.st_size > 0);
+	check_upgraded(f, "empty SQLite file");
+
+	snprintf(buf, sizeof buf, "PRAGMA application_id = %d", PERCH_APPLICATION_ID);
+	make_sqlite(f->db, buf);
+	{
+		sqlite3 *db = db_ro(f);
+
+		assert_int_equal(q_int(db, "PRAGMA application_id", 0), PERCH_APPLICATION_ID);
+		assert_int_equal(q_int(db, "PRAGMA user_version", 0), 0);
+		assert_int_equal(q_int(db, "SELECT count(*) FROM sqlite_schema", 0), 0);
+		sqlite3_close(db);
+	}
+	check_upgraded(f, "perch file at version 0");
+}
+
+/*
+ * A file of random bytes is refused: one line naming the file, no socket,
+ * and the file byte for byte as it was, with no -wal or -shm beside it.
+ */
+static void test_garbage_db(void **state)
+{
+	const size_t size = 64 * 1024;
+	struct fx *f = *state;
+	const char *argv[] = { PERCHD, "--foreground", "--socket", f->sock, "--db", f->db, NULL };
+	char *before = malloc(size), *after, path[256];
+	uint64_t x = 0x243f6a8885a308d3ull;
+	struct stat st;
+	struct cmd c;
+	int fd;
+
+	assert_non_null(before);
+	for (size_t i = 0; i < size; i++)
+		before[i] = (char)(next_random(&x) >> 56);
+	fd = open(f->db, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, before, size), (ssize_t)size);
+	close(fd);
+
+	start_cmd(f, &c, 0, argv);
+	if (!wait_cmd(f, &c, 5000))
+		fail_msg("perchd runs on a file of random bytes");
+	print_message("perchd on random bytes: exit %d, stderr '%s'\n", exit_code(&c), c.err);
+	assert_int_not_equal(exit_code(&c), 0);
+	assert_non_null(strstr(c.err, f->db));
+	assert_non_null(strstr(c.err, "not a database"));
+	if (strchr(c.err, '\n') != c.err + strlen(c.err) - 1)
+		fail_msg("perchd said more than one line: '%s'", c.err);
+	assert_int_equal(lstat(f->sock, &st), -1);
+	assert_int_equal(stat(f->db, &st), 0);
+	assert_int_equal((size_t)st.st_size, size);
+	after = slurp(f->db);
+	assert_memory_equal(before, after, size);
+	snprintf(path, sizeof path, "%s-wal", f->db);
+	assert_int_equal(lstat(path, &st), -1);
+	snprintf(path, sizeof path, "%s-shm", f->db);
+	assert_int_equal(lstat(path, &st), -1);
+	free(before);
+	free(after);
+	free_cmd(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1734,16 +2386,21 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_record_json, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ctrl_c, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_children, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_sigterm, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_daemon_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_robustness, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_disk_full, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_older_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_garbage_db, setup, teardown),
 	};
 
 	/* PERCH_TEST_FILTER=test_schedules runs one case (a glob). */
