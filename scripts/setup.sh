@@ -15,7 +15,10 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # Build tools and the libraries perch links (see README "Dependencies").
 packages="gcc make cmake pkg-config binutils procps
 libunwind-dev libuv1-dev libsqlite3-dev libcmocka-dev libdw-dev libelf-dev
-libjson-c-dev"
+libjson-c-dev zlib1g-dev"
+# Only the tests: consumers of perch's exports, read back by the test suite
+# (go tool pprof; headless Chromium for the HTML report).
+test_packages="golang-go chromium"
 
 install_missing() {
 	missing=""
@@ -51,7 +54,7 @@ demo)
 	exec "$root/scripts/demo.sh" "$root/build"
 	;;
 test)
-	install_missing
+	install_missing $test_packages
 	build "$root/build"
 	(cd "$root/build" && ctest --output-on-failure --timeout 600 -j "$jobs")
 	# The same suite again under AddressSanitizer + UndefinedBehaviorSanitizer.
