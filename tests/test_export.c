@@ -1043,7 +1043,7 @@ static void record(pid_t pid, const char *secs, char *id, size_t size)
 	/* The daemon may not listen yet. */
 	for (int i = 0; i < 100; i++) {
 		run_argv(&r, argv, -1);
-		if (r.status == 0 || strstr(r.err, "connect") == NULL)
+		if (r.status == 0 || strstr(r.err, "cannot reach the daemon") == NULL)
 			break;
 		run_free(&r);
 		usleep(50000);
