@@ -906,7 +906,7 @@ static void test_output_file(void **state)
 	char dir[128], file[192], missing[192];
 	struct stat sb;
 	struct run r;
-	char *text;
+	char *text, *again;
 
 	(void)state;
 	snprintf(dir, sizeof dir, "%s/out", fx.dir);
@@ -924,8 +924,10 @@ static void test_output_file(void **state)
 	perch_fails(1, "no thread 'nosuch'", "export", "1", "--format", "json", "--thread",
 		    "nosuch", "-o", file, NULL);
 	perch_fails(1, "no session 7", "export", "7", "--format", "json", "-o", file, NULL);
-	assert_string_equal(slurp(file), text);
+	again = slurp(file);
+	assert_string_equal(again, text);
 	assert_int_equal(files_in(dir), 1);
+	free(again);
 	free(text);
 
 	snprintf(missing, sizeof missing, "%s/none/x.json", dir);
