@@ -348,12 +348,18 @@ static void test_sigalrm_every_signal(void **state)
 	const char *args[] = { "--period-us", "1000", "--seconds", "2", NULL };
 	struct perch_sample s;
 	struct target *t;
-	struct child c;
-	long handled, overruns, expected;
+	struct child c, control;
+	long handled, overruns, expected, control_overruns;
 	uint64_t reinjected;
 	int rc;
 
 	(void)state;
+	/*
+	 * A second, unsampled copy runs through the same two seconds: its
+	 * overruns are what the machine itself caused (a shared machine can
+	 * deschedule a spinning thread for over a millisecond).
+	 */
+	assert_int_equal(spawn_target(&control, "sigalrm", args), 0);
 	assert_int_equal(spawn_target(&c, "sigalrm", args), 0);
 	t = open_target(c.pid);
 	while ((rc = target_sample(t, &s)) == 0)
@@ -362,20 +368,33 @@ static void test_sigalrm_every_signal(void **state)
 	reinjected = target_stats(t)->signals_reinjected;
 	target_close(t);
 	assert_int_equal(child_wait(&c), 0);
+	assert_int_equal(child_wait(&control), 0);
 	handled = child_report_long(&c, "handled");
 	overruns = child_report_long(&c, "overruns");
 	expected = child_report_long(&c, "expected");
-	print_message("sigalrm: handled %ld overruns %ld expected %ld, %llu re-injected by perch\n",
-		      handled, overruns, expected, (unsigned long long)reinjected);
+	control_overruns = child_report_long(&control, "overruns");
+	print_message("sigalrm: handled %ld overruns %ld expected %ld, %llu re-injected by perch; "
+		      "unsampled copy: %ld overruns\n", handled, overruns, expected,
+		      (unsigned long long)reinjected, control_overruns);
 	/*
 	 * No signal lost: each timer expiry was handled, or coalesced with the
 	 * next one (counted as an overrun) when delivery was late.  Late means
 	 * over a millisecond, which a pause of tens of microseconds causes only
-	 * when the machine itself stalls perch mid-sample: keep that rare.
+	 * when the machine itself stalls perch mid-sample: keep that rare,
+	 * beyond what the same machine did to the unsampled copy.  When the
+	 * machine delays even the unsampled copy that often, it is too busy
+	 * for the bar to mean anything (and a thread stopped and resumed
+	 * there also goes to the back of a long run queue): only the first
+	 * check holds then.
 	 */
 	assert_true(expected >= 1900);
 	assert_in_range(handled + overruns, expected - 2, expected + 2);
-	assert_true(overruns <= expected / 200);
+	assert_true(control_overruns >= 0);
+	if (control_overruns <= expected / 200)
+		assert_true(overruns <= control_overruns + expected / 200);
+	else
+		print_message("machine too busy to judge lateness (unsampled copy: %ld overruns)\n",
+			      control_overruns);
 }
 
 static void test_thread_churn(void **state)
