@@ -1,0 +1,49 @@
+/*
+ * The durations and rates users type: perch record -d/-r, perch schedule
+ * add --every/--for/--rate/--keep-for, and --from/--to of the reports.  The
+ * input is one command-line argument (it ends at the first NUL).  The
+ * parsers promise to be strict: what they accept is finite, in range, and
+ * holds no blank (a shell would have split it anyway).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "units.h"
+
+/* The client's bounds for rates (PROTO_MIN_RATE, PROTO_MAX_RATE). */
+#define MIN_RATE 1.0
+#define MAX_RATE 10000.0
+
+static bool has_space(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (isspace((unsigned char)*s))
+			return true;
+	return false;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *s = malloc(size + 1);
+	double v = -1;
+	int rc;
+
+	memcpy(s, data, size);
+	s[size] = '\0';
+	if (units_parse_duration(s, &v) == 0) {
+		FUZZ_CHECK(s[0] != '\0' && !has_space(s));
+		FUZZ_CHECK(isfinite(v) && v >= 0 && v <= 1e9);
+	}
+	rc = units_parse_rate(s, MIN_RATE, MAX_RATE, &v);
+	FUZZ_CHECK(rc == 0 || rc == -EINVAL || rc == -ERANGE);
+	if (rc == 0) {
+		FUZZ_CHECK(!has_space(s));
+		FUZZ_CHECK(v >= MIN_RATE && v <= MAX_RATE);
+	}
+	free(s);
+	return 0;
+}
