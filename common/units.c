@@ -1,5 +1,6 @@
 #include "units.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <math.h>
@@ -14,7 +15,8 @@ static int number_unit(const char *s, double *value, const char **unit,
 	char *end;
 	const char *u;
 
-	if (*s == '\0' || *s == '-' || *s == '+' || *s == ' ')
+	/* strtod would skip any leading white space and take a sign. */
+	if (*s == '\0' || *s == '-' || *s == '+' || isspace((unsigned char)*s))
 		return -EINVAL;
 	errno = 0;
 	*value = strtod(s, &end);
