@@ -140,6 +140,15 @@ static int max_id(sqlite3 *db, const char *table, int64_t session, size_t *out,
 	return 0;
 }
 
+/*
+ * Whether a row's id indexes an array that max_id sized.  In a damaged file
+ * the index max_id read may disagree with the rows, or an id may be text.
+ */
+static bool id_fits(int64_t id, size_t n)
+{
+	return id >= 0 && (uint64_t)id < n;
+}
+
 static int load_frames(sqlite3 *db, struct profile *p, char **cause)
 {
 	const char **modules = NULL;
@@ -155,8 +164,13 @@ static int load_frames(sqlite3 *db, struct profile *p, char **cause)
 			       -1, &st, NULL) != SQLITE_OK)
 		goto fail;
 	sqlite3_bind_int64(st, 1, p->id);
-	while (sqlite3_step(st) == SQLITE_ROW)
-		modules[sqlite3_column_int64(st, 0)] = keep(p, sqlite3_column_text(st, 1));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
+
+		if (!id_fits(id, nmodules))
+			goto damaged;
+		modules[id] = keep(p, sqlite3_column_text(st, 1));
+	}
 	sqlite3_finalize(st);
 	p->frames = xcalloc(p->nframes, sizeof *p->frames);
 	if (sqlite3_prepare_v2(db, "SELECT id, module_id, address, func, file, line, inlined "
@@ -164,10 +178,14 @@ static int load_frames(sqlite3 *db, struct profile *p, char **cause)
 		goto fail;
 	sqlite3_bind_int64(st, 1, p->id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		struct pframe *f = &p->frames[sqlite3_column_int64(st, 0)];
+		int64_t id = sqlite3_column_int64(st, 0);
 		int64_t m = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 :
 			    sqlite3_column_int64(st, 1);
+		struct pframe *f;
 
+		if (!id_fits(id, p->nframes))
+			goto damaged;
+		f = &p->frames[id];
 		f->module = m >= 0 && (size_t)m < nmodules ? modules[m] : NULL;
 		f->address = (uint64_t)sqlite3_column_int64(st, 2);
 		f->func = keep(p, sqlite3_column_text(st, 3));
@@ -184,6 +202,11 @@ static int load_frames(sqlite3 *db, struct profile *p, char **cause)
 fail:
 	free(modules);
 	return fail(db, cause);
+damaged:
+	sqlite3_finalize(st);
+	free(modules);
+	*cause = xasprintf("the database is damaged (frames of session %" PRId64 ")", p->id);
+	return -EIO;
 }
 
 static int load_nodes(sqlite3 *db, struct profile *p, char **cause)
@@ -202,14 +225,16 @@ static int load_nodes(sqlite3 *db, struct profile *p, char **cause)
 		int64_t id = sqlite3_column_int64(st, 0);
 		int64_t parent = sqlite3_column_int64(st, 1);
 		int64_t frame = sqlite3_column_int64(st, 2);
-		struct pnode *n = &p->nodes[id];
+		struct pnode *n;
 
 		/* A parent is always created before its children: ids grow. */
-		if (parent < 0 || parent >= id || frame <= 0 || (size_t)frame >= p->nframes) {
+		if (!id_fits(id, p->nnodes) || parent < 0 || parent >= id || frame <= 0 ||
+		    (size_t)frame >= p->nframes) {
 			sqlite3_finalize(st);
 			*cause = xasprintf("the database is damaged (stack node %" PRId64 ")", id);
 			return -EIO;
 		}
+		n = &p->nodes[id];
 		n->parent = (uint32_t)parent;
 		n->frame = (uint32_t)frame;
 		n->depth = parent == 0 ? 1 : p->nodes[parent].depth + 1;
