@@ -62,6 +62,10 @@ test)
 	(cd "$root/build-asan" && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		ctest --output-on-failure --timeout 600 -j "$jobs")
+	# The parsers under libFuzzer, 60 s a target (docs/FUZZING.md).  clang's
+	# runtime libraries (libFuzzer, ASan, UBSan) are a separate package.
+	install_missing clang libclang-rt-14-dev
+	"$root/scripts/fuzz.sh" 60
 	;;
 *)
 	echo "usage: scripts/setup.sh demo|test" >&2
