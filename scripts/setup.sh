@@ -4,6 +4,9 @@
 #
 #   scripts/setup.sh demo   build and profile the demo program
 #   scripts/setup.sh test   build and run every test (also under ASan+UBSan)
+#   scripts/setup.sh bench [--quick] [--out FILE]
+#                           build ($PERCH_BUILD, default build/) and run the
+#                           perch versus perf benchmarks (bench/run.sh)
 #
 # Run as root (package installation and ptrace of the demo need it).
 set -eu
@@ -19,6 +22,9 @@ libjson-c-dev zlib1g-dev"
 # Only the tests: consumers of perch's exports, read back by the test suite
 # (go tool pprof; headless Chromium for the HTML report).
 test_packages="golang-go chromium"
+# Only the benchmarks: perf to compare with, servers and load generators to
+# profile, go tool pprof to compare queries with.
+bench_packages="linux-perf redis-server redis-tools nginx-light wrk golang-go"
 
 install_missing() {
 	missing=""
@@ -67,8 +73,15 @@ test)
 	install_missing clang libclang-rt-14-dev
 	"$root/scripts/fuzz.sh" 60
 	;;
+bench)
+	shift
+	install_missing $bench_packages
+	export PERCH_BUILD="${PERCH_BUILD:-$root/build}" PERCH_BENCH_READY=1
+	build "$PERCH_BUILD"
+	exec "$root/bench/run.sh" "$@"
+	;;
 *)
-	echo "usage: scripts/setup.sh demo|test" >&2
+	echo "usage: scripts/setup.sh demo|test|bench" >&2
 	exit 2
 	;;
 esac

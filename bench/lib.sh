@@ -1,0 +1,127 @@
+# Shell helpers shared by the benchmark scripts (sourced, bash).
+#
+# Stable interface (other bench scripts source this file):
+#   median            numbers on stdin, one a line -> their median
+#   minmax            numbers on stdin -> "MIN–MAX"
+#   summary [FMT]     numbers on stdin -> "MEDIAN (MIN–MAX)" with printf FMT
+#   interleave ROUNDS FUNC MODE...
+#                     calls FUNC ROUND MODE for every mode of every round,
+#                     the order rotated by one each round (A B C, B C A, ...)
+#   result_add FILE KEY VALUE / result_get FILE KEY
+#                     an append-only file of "KEY VALUE" lines (an empty
+#                     VALUE is not recorded); result_get prints every VALUE
+#                     recorded under KEY, one a line
+#   proc_cpu_s PID    utime + stime of a process (all its threads), seconds
+#   perchd_start DIR / perchd_stop
+#                     a private perchd on DIR/perch.sock and DIR/perch.db;
+#                     sets PERCHD_PID and exports PERCH_SOCKET and PERCH_DB
+#   wait_line FILE TEXT SECONDS
+#                     waits until FILE has a line TEXT; 1 on time-out
+#   perf_top FILE N   the N symbols with the most self time in a perf.data,
+#                     as markdown table rows
+#   bench_log MSG     progress on stderr (stdout is the report)
+#
+# Everything a benchmark starts it starts itself and stops by process id:
+# the benchmarks never attach to a process they did not start.
+
+BENCH_CLK_TCK=$(getconf CLK_TCK)
+
+bench_log() {
+	printf 'bench: %s\n' "$*" >&2
+}
+
+median() {
+	sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan"; exit }
+		if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+	}'
+}
+
+minmax() {
+	sort -g | awk -v fmt="${1:-%g}" '{ v[NR] = $1 } END {
+		if (NR == 0) { print "nan"; exit }
+		printf fmt "–" fmt "\n", v[1], v[NR]
+	}'
+}
+
+summary() {
+	sort -g | awk -v fmt="${1:-%g}" '{ v[NR] = $1 } END {
+		if (NR == 0) { print "–"; exit }
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		if (NR == 1) { printf fmt "\n", m; exit }
+		printf fmt " (" fmt "–" fmt ")\n", m, v[1], v[NR]
+	}'
+}
+
+interleave() {
+	local rounds=$1 func=$2 r i n
+	shift 2
+	local modes=("$@")
+	n=${#modes[@]}
+	for ((r = 0; r < rounds; r++)); do
+		for ((i = 0; i < n; i++)); do
+			"$func" "$r" "${modes[$(((i + r) % n))]}"
+		done
+	done
+}
+
+result_add() {
+	# A measurement that failed is left out, not counted as 0.
+	[ -n "$3" ] || return 0
+	printf '%s %s\n' "$2" "$3" >>"$1"
+}
+
+result_get() {
+	awk -v k="$2" '$1 == k { print $2 }' "$1"
+}
+
+proc_cpu_s() {
+	# Fields 14 and 15 of /proc/PID/stat, counted after the ")" that ends
+	# the command name (which may itself hold spaces or parentheses).
+	local stat
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+	echo "${stat##*) }" | awk -v hz="$BENCH_CLK_TCK" '{ print ($12 + $13) / hz }'
+}
+
+wait_line() {
+	local file=$1 text=$2 tries
+	tries=$(awk -v s="$3" 'BEGIN { print int(s * 20) }')
+	while ((tries-- > 0)); do
+		grep -qx -- "$text" "$file" 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+perchd_start() {
+	local dir=$1
+	export PERCH_SOCKET=$dir/perch.sock PERCH_DB=$dir/perch.db
+	"$PERCH_BUILD/daemon/perchd" --foreground --socket "$PERCH_SOCKET" \
+		--db "$PERCH_DB" 2>>"$dir/perchd.log" &
+	PERCHD_PID=$!
+	local tries=100
+	while ((tries-- > 0)); do
+		[ -S "$PERCH_SOCKET" ] && return 0
+		sleep 0.05
+	done
+	bench_log "perchd did not start (see $dir/perchd.log)"
+	return 1
+}
+
+perchd_stop() {
+	[ -n "${PERCHD_PID:-}" ] || return 0
+	kill -TERM "$PERCHD_PID" 2>/dev/null
+	wait "$PERCHD_PID" 2>/dev/null
+	PERCHD_PID=
+}
+
+perf_top() {
+	# -t '|': fields "overhead|[.] symbol|object|..." whatever the widths.
+	perf report -i "$1" --stdio --no-children --sort symbol,dso -g none -t '|' \
+		2>/dev/null |
+		awk -F'|' -v n="$2" '/^#/ || NF < 3 { next }
+			{ sym = $2; sub(/^ *\[[^]]*\] */, "", sym); sub(/ +$/, "", sym)
+			  dso = $3; gsub(/ /, "", dso); pct = $1; gsub(/ /, "", pct)
+			  printf "| %s | `%s` | %s |\n", pct, sym, dso
+			  if (++k == n) exit }'
+}
