@@ -152,7 +152,12 @@ static int classify(int status, struct thread_snapshot *snap, int *deliver)
 	return 1;
 }
 
-/* Waits for one thread's stop (the fallback of release). */
+/*
+ * Waits for one thread's stop (the fallback of release).  A thread killed
+ * while we held it runs on to its exit and stops there (TRACEEXIT): it is
+ * gone for sampling, but it must still be detached, or it stays stopped
+ * half-dead, and its process unreapable, until perchd itself exits.
+ */
 static int wait_for_stop(struct tracer_job *j, int *deliver)
 {
 	for (;;) {
@@ -160,6 +165,10 @@ static int wait_for_stop(struct tracer_job *j, int *deliver)
 
 		if (rc < 0)
 			return rc == -ECHILD ? -ESRCH : rc;
+		if (rc == 1 && WIFSTOPPED(status) && status >> 16 == PTRACE_EVENT_EXIT) {
+			ptrace(PTRACE_DETACH, j->tid, 0, 0);
+			return -ESRCH;
+		}
 		if (rc == 1 && (rc = classify(status, j->snap, deliver)) != 0)
 			return rc < 0 ? rc : 0;
 	}
