@@ -229,7 +229,8 @@ static int load_nodes(sqlite3 *db, struct profile *p, char **cause)
 
 		/* A parent is always created before its children: ids grow. */
 		if (!id_fits(id, p->nnodes) || parent < 0 || parent >= id || frame <= 0 ||
-		    (size_t)frame >= p->nframes) {
+		    (size_t)frame >= p->nframes ||
+		    (parent > 0 && p->nodes[parent].frame == 0)) {
 			sqlite3_finalize(st);
 			*cause = xasprintf("the database is damaged (stack node %" PRId64 ")", id);
 			return -EIO;
@@ -302,9 +303,13 @@ static int select_threads(struct profile *p, const char *spec, bool **keep_out,
 	return 0;
 }
 
+/*
+ * Samples of a stack with no node (frame 0; only the root has none) come
+ * from a damaged file: the queries walk every counted stack to the root.
+ */
 static void count(struct profile *p, uint64_t stack, uint64_t samples)
 {
-	if (stack < p->nnodes) {
+	if (stack < p->nnodes && (stack == 0 || p->nodes[stack].frame != 0)) {
 		p->self[stack] += samples;
 		p->total += samples;
 	}
