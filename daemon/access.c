@@ -42,14 +42,31 @@ int access_check(pid_t pid, uid_t uid, gid_t gid, char **cause)
 				   (int)pid, u[1], (unsigned int)uid);
 		return -EPERM;
 	}
-	/* The kernel hands a non-dumpable process's /proc directory to root. */
-	snprintf(path, sizeof path, "/proc/%d", (int)pid);
+	/*
+	 * The kernel gives the files in a non-dumpable process's /proc
+	 * directory to root.  Not the directory itself: /proc/PID keeps the
+	 * effective uid whatever the dumpable flag says (task_dump_owner).
+	 */
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
 	if (stat(path, &st) < 0 || st.st_uid != uid) {
 		*cause = xasprintf("not permitted: process %d is not dumpable "
 				   "(setuid, or it asked not to be traced)", (int)pid);
 		return -EPERM;
 	}
 	return 0;
+}
+
+int access_recheck(pid_t pid, uid_t uid, gid_t gid)
+{
+	char path[64];
+	struct stat st;
+
+	if (uid == 0)
+		return 0;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	if (stat(path, &st) < 0)
+		return errno == ENOENT ? -ESRCH : -errno;
+	return st.st_uid == uid && st.st_gid == gid ? 0 : -EPERM;
 }
 
 bool access_owns(uid_t client_uid, uid_t owner_uid)

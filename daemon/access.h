@@ -19,6 +19,14 @@
 /* Returns 0, or -EPERM/-ESRCH with a one-line *cause (caller frees). */
 int access_check(pid_t pid, uid_t uid, gid_t gid, char **cause);
 
+/*
+ * access_check again, cheaply enough for every tick (one stat): a process
+ * that execs a setuid or setgid program or calls PR_SET_DUMPABLE 0 becomes
+ * root's in /proc, and must not be sampled for uid any longer.  Returns 0,
+ * -EPERM, or -ESRCH when it is gone.
+ */
+int access_recheck(pid_t pid, uid_t uid, gid_t gid);
+
 /* Whether a client may see or stop things owned by owner_uid. */
 bool access_owns(uid_t client_uid, uid_t owner_uid);
 

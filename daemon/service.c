@@ -221,6 +221,7 @@ static char *handle_start(struct service *sv, const struct proto_request *req,
 		.pid = req->start.pid, .duration_s = req->start.duration_s,
 		.rate_hz = req->start.rate_hz, .children = req->start.children,
 		.name = req->start.name, .requested_by = peer->uid, .schedule_id = -1,
+		.uid = peer->uid, .gid = peer->gid,
 	};
 	struct session *s;
 	const char *code;
@@ -377,12 +378,13 @@ static void fire(struct service *sv, const struct store_schedule *sc, uint64_t n
 	pid_t *pids = NULL;
 	int n = access_find(sc->target_kind, sc->target, &pids);
 
+	p.uid = sc->owner_uid;
+	p.gid = primary_gid(sc->owner_uid);
 	if (n <= 0) {
 		cause = xasprintf("no process matches %s '%s'", sc->target_kind, sc->target);
 	} else {
 		p.pid = pids[0];
-		if (start_session(sv, &p, sc->owner_uid, primary_gid(sc->owner_uid), &s,
-				  &code, &cause) == 0)
+		if (start_session(sv, &p, p.uid, p.gid, &s, &code, &cause) == 0)
 			outcome = "started";
 		else if (strcmp(code, "already-profiled") != 0 &&
 			 strcmp(code, "no-such-process") != 0)

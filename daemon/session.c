@@ -65,6 +65,7 @@ struct session {
 	uint32_t *index;		/* open addressing over keys */
 	size_t index_cap;
 	uint64_t rng;
+	pid_t denied;			/* a process dropped by access_recheck */
 };
 
 static uint64_t mono_ns(void)
@@ -257,7 +258,11 @@ static int tick(struct session *s, struct store_batch *b)
 	unsigned int threads = 0;
 
 	for (size_t i = 0; i < s->nproc;) {
-		if (sample_proc(s, &s->procs[i], b, &threads) == -ESRCH)
+		int rc = access_recheck(s->procs[i].pid, s->p.uid, s->p.gid);
+
+		if (rc == -EPERM && s->denied == 0)
+			s->denied = s->procs[i].pid;
+		if (rc < 0 || sample_proc(s, &s->procs[i], b, &threads) == -ESRCH)
 			drop_proc(s, i);
 		else
 			i++;
@@ -323,6 +328,7 @@ static void follow_children(struct session *s)
 
 			if (pp[i][0] != s->p.pid && !sampled(s, pp[i][0]) &&
 			    sampled(s, pp[i][1]) && pp[i][0] != getpid() &&
+			    access_check(pp[i][0], s->p.uid, s->p.gid, &cause) == 0 &&
 			    add_proc(s, pp[i][0], &cause) == 0)
 				added = true;
 			free(cause);
@@ -439,6 +445,10 @@ static const char *run(struct session *s, char **error)
 		due = account_lateness(s, now, due, period);
 		if (tick(s, b) < 0) {
 			status = "target-exited";
+			if (s->denied != 0)
+				*error = xasprintf("process %d became setuid, setgid or non-dumpable: "
+						   "uid %u may no longer profile it", (int)s->denied,
+						   (unsigned int)s->p.uid);
 			break;
 		}
 		atomic_fetch_add(&s->ticks, 1);

@@ -28,6 +28,13 @@ struct session_params {
 	const char *name;	/* or NULL */
 	int64_t requested_by;	/* client uid, or -1 for a schedule */
 	int64_t schedule_id;	/* or -1 */
+	/*
+	 * Whose rights the session samples with (access.h): descendants it
+	 * may not trace are not followed, and a process that stops being
+	 * traceable by them (a setuid exec) is dropped.  uid 0: anything.
+	 */
+	uid_t uid;
+	gid_t gid;
 };
 
 /* What status reports about a running session. */
