@@ -211,6 +211,116 @@ static int detach(void)
 	return fds[1];
 }
 
+/*
+ * Whether one directory on the way to a file of ours could be changed by
+ * another user: it must belong to root or to us, and be writable by no one
+ * else unless it is sticky (then no one else may rename or remove what we
+ * put in it) and sticky_ok.
+ */
+static int check_one_dir(const char *dir, bool sticky_ok, char **cause)
+{
+	struct stat st;
+	int err;
+
+	if (stat(dir, &st) < 0) {
+		err = errno;
+		*cause = xasprintf("%s: %s", dir, strerror(err));
+		return -err;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		*cause = xasprintf("%s belongs to uid %u, who could replace perchd's files in it; "
+				   "use a directory of root's or perchd's own",
+				   dir, (unsigned int)st.st_uid);
+		return -EPERM;
+	}
+	if ((st.st_mode & 022) && !(sticky_ok && (st.st_mode & S_ISVTX))) {
+		*cause = xasprintf("%s is writable by other users, who could put links or files "
+				   "of theirs where perchd creates its own; use a private directory",
+				   dir);
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Checks real (a path without symbolic links) and every directory above it. */
+static int check_tree(const char *real, bool sticky_ok, char **cause)
+{
+	char *up = xstrdup(real), *slash;
+	int rc = check_one_dir(up, sticky_ok, cause);
+
+	while (rc == 0 && strcmp(up, "/") != 0) {
+		slash = strrchr(up, '/');
+		slash[slash == up] = '\0';
+		rc = check_one_dir(up, true, cause);
+	}
+	free(up);
+	return rc;
+}
+
+/*
+ * Before the missing directories of path are made: the deepest one that
+ * exists, and those above it, must be safe too, or mkdir(2) would make
+ * root's directories wherever another user's link points.
+ */
+static int check_before_mkdir(const char *path, char **cause)
+{
+	char *dir = xstrdup(path), *slash, *real = NULL;
+	int rc = 0;
+
+	while (real == NULL && (slash = strrchr(dir, '/')) != NULL) {
+		bool top = slash == dir;
+
+		slash[top] = '\0';
+		real = realpath(dir, NULL);
+		if (top)
+			break;
+	}
+	if (real == NULL)
+		real = realpath(".", NULL);
+	if (real != NULL)
+		rc = check_tree(real, true, cause);
+	free(real);
+	free(dir);
+	return rc;
+}
+
+/*
+ * Checks the directories that lead to *path and replaces *path with the
+ * same file through no symbolic link, so that what was checked is what is
+ * used.  perchd creates files there by name: the socket (bind(2) never
+ * follows or reuses what is there, so the socket may be in a sticky
+ * directory such as /tmp); the database, and SQLite's -wal, -shm and
+ * -journal beside it, which SQLite opens following symbolic links (so the
+ * database's own directory must be private).  Every directory above may be
+ * sticky: no one else may rename what root or we own in it.
+ */
+static int check_dirs(char **path, bool sticky_ok, char **cause)
+{
+	char *copy = xstrdup(*path), *slash = strrchr(copy, '/'), *real, *up;
+	const char *base = slash != NULL ? slash + 1 : copy;
+	const char *dir = slash == NULL ? "." : slash == copy ? "/" : copy;
+	int rc;
+
+	if (slash != NULL && slash != copy)
+		*slash = '\0';
+	real = realpath(dir, NULL);
+	if (real == NULL) {
+		rc = -errno;
+		*cause = xasprintf("%s: %s", dir, strerror(errno));
+		free(copy);
+		return rc;
+	}
+	rc = check_tree(real, sticky_ok, cause);
+	if (rc == 0) {
+		up = xasprintf("%s/%s", strcmp(real, "/") == 0 ? "" : real, base);
+		free(*path);
+		*path = up;
+	}
+	free(real);
+	free(copy);
+	return rc;
+}
+
 /* Tells the process that started a detaching perchd how it went. */
 static void report(int fd, const char *message)
 {
@@ -221,22 +331,38 @@ static void report(int fd, const char *message)
 	close(fd);
 }
 
-static int start(struct daemon *d, const struct options *o, int ready_fd)
+/* Makes the directories of the socket and the database, and checks them. */
+static int prepare_paths(struct options *o, char **cause)
+{
+	int rc;
+
+	if ((rc = check_before_mkdir(o->socket, cause)) < 0 ||
+	    (rc = check_before_mkdir(o->db, cause)) < 0)
+		return rc;
+	if ((rc = paths_make_parent(o->socket)) < 0 || (rc = paths_make_parent(o->db)) < 0) {
+		*cause = xasprintf("cannot create directories for %s and %s: %s",
+				   o->socket, o->db, strerror(-rc));
+		return rc;
+	}
+	rc = check_dirs(&o->socket, true, cause);
+	return rc < 0 ? rc : check_dirs(&o->db, false, cause);
+}
+
+static int start(struct daemon *d, struct options *o, int ready_fd)
 {
 	struct service_opts so = {
-		.db_path = o->db, .socket_path = o->socket,
 		.keep_count = o->keep_count, .keep_age_s = o->keep_age_s,
 		.on_shutdown_request = stop_daemon, .arg = d,
 	};
 	char *cause = NULL, *msg;
 	int rc;
 
-	if ((rc = paths_make_parent(o->socket)) < 0 || (rc = paths_make_parent(o->db)) < 0)
-		cause = xasprintf("cannot create directories for %s and %s: %s",
-				  o->socket, o->db, strerror(-rc));
-	else if ((rc = service_create(&d->loop, &so, &d->service, &cause)) == 0 &&
-		 (rc = server_open(&d->loop, o->socket, o->group, service_handle,
-				   d->service, &d->server, &cause)) < 0)
+	rc = prepare_paths(o, &cause);
+	so.db_path = o->db;
+	so.socket_path = o->socket;
+	if (rc == 0 && (rc = service_create(&d->loop, &so, &d->service, &cause)) == 0 &&
+	    (rc = server_open(&d->loop, o->socket, o->group, service_handle,
+			      d->service, &d->server, &cause)) < 0)
 		service_shutdown(d->service, on_stopped, d);
 	if (rc < 0) {
 		/* In the foreground the log is stderr already. */

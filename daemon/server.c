@@ -228,11 +228,18 @@ static int check_existing(const char *path, char **cause)
 	if (fd < 0)
 		return -errno;
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
-	close(fd);
 	if (rc == 0) {
-		*cause = xasprintf("a perch daemon is already listening on %s", path);
+		struct ucred cred = { .pid = 0 };
+		socklen_t len = sizeof cred;
+
+		/* Say who: in a shared directory it may be another user's. */
+		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len);
+		close(fd);
+		*cause = xasprintf("%s is in use: process %d (uid %u) already listens on it",
+				   path, (int)cred.pid, (unsigned int)cred.uid);
 		return -EADDRINUSE;
 	}
+	close(fd);
 	return unlink(path) < 0 ? -errno : 0;
 }
 
