@@ -406,18 +406,38 @@ static bool request_queued(const struct store *st)
 	return false;
 }
 
+/* Whether a session ended without its status written (writer, under mu). */
+static bool end_unwritten(const struct store *st)
+{
+	for (const struct sess *s = st->sessions; s != NULL; s = s->next)
+		if (s->ended)
+			return true;
+	return false;
+}
+
 /*
  * Waits for work, then up to STORE_FLUSH_MS after the oldest batch for more
  * (not when a caller waits on a request, nor when stopping), and takes the
- * whole queue.
+ * whole queue.  While a session's final status could not be written (a
+ * full disk), returns every second even without work, so that the status
+ * is retried once there is space, not only when another session writes.
  */
 static struct item *take(struct store *st, bool *stop)
 {
 	struct item *items;
 
 	pthread_mutex_lock(&st->mu);
-	while (st->head == NULL && !st->stopping)
-		pthread_cond_wait(&st->wake, &st->mu);
+	while (st->head == NULL && !st->stopping) {
+		uint64_t due = mono_ns() + 1000000000ull;
+		struct timespec ts = {
+			(time_t)(due / 1000000000u), (long)(due % 1000000000u),
+		};
+
+		if (!end_unwritten(st))
+			pthread_cond_wait(&st->wake, &st->mu);
+		else if (pthread_cond_timedwait(&st->wake, &st->mu, &ts) == ETIMEDOUT)
+			break;
+	}
 	while (st->head != NULL && !st->stopping && !request_queued(st)) {
 		uint64_t due = st->head->queued_ns + STORE_FLUSH_MS * 1000000ull;
 		struct timespec ts = {
