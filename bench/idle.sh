@@ -1,0 +1,106 @@
+#!/bin/bash
+# bench/idle.sh BUILD_DIR [--quick]: BENCHMARKS.md table 4, perch's cost per
+# tick against the number of idle threads.  Prints one markdown section.
+#
+# Two measurements of the same thing, on tests/targets/threads with 2 busy
+# threads and 2, 16 or 64 idle ones (blocked on a condition variable, i.e.
+# in futex_wait):
+#  - the engine alone: bench_idle times target_sample() (the sampling
+#    thread's CPU time and the call's wall time), rounds interleaved;
+#  - perchd end to end: the CPU time of all of perchd's threads
+#    (/proc/PID/task/*/schedstat, in ns) over a window of a real session,
+#    divided by the ticks taken in that window (perch status).
+set -u
+. "$(dirname "$0")/fidelity_lib.sh"
+
+[ $# -ge 1 ] || { echo "usage: bench/idle.sh BUILD_DIR [--quick]" >&2; exit 2; }
+fl_setup idle "$1"
+LOAD0=$(fl_load)
+[ "${2:-}" = --quick ] && FL_QUICK=1
+QUICK=0
+[ "${2:-}" = --quick ] && QUICK=1
+BENCH=$FL_BUILD/bench/bench_idle
+[ -x "$BENCH" ] || fl_die "build bench_idle first"
+
+IDLE="2 16 64"
+if [ $QUICK = 1 ]; then
+	ROUNDS=1 TICKS=80 DROUNDS=1 WINDOW=1
+else
+	ROUNDS=5 TICKS=300 DROUNDS=3 WINDOW=3
+fi
+
+"$BENCH" --rounds $ROUNDS --ticks $TICKS --idle "${IDLE// /,}" >"$WORK/engine.txt" ||
+	fl_die "bench_idle failed"
+
+# One perchd session per (round, idle count), counts rotated per round.
+# The window starts 1 s in, after the first ticks have warmed the caches.
+fl_daemon_start d
+set -- $IDLE
+for r in $(seq $DROUNDS); do
+	for i in $IDLE; do
+		fl_target_start threads --threads $((i + 2)) --busy 2
+		fl_record "$FL_TPID" $((WINDOW + 2)) 99 "$WORK/rec.json" &
+		rec=$!
+		sleep 1
+		status() {
+			PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" status --json |
+				sed -n 's/.*"samples":\([0-9]*\).*/\1/p'
+		}
+		c0=$(fl_task_cpu_ns "$FL_DPID") s0=$(status)
+		sleep $WINDOW
+		c1=$(fl_task_cpu_ns "$FL_DPID") s1=$(status)
+		wait $rec || fl_die "perch record failed"
+		fl_target_stop
+		[ -n "$s0" ] && [ -n "$s1" ] && [ "$s1" -gt "$s0" ] ||
+			fl_die "no ticks in the window (samples $s0 -> $s1)"
+		echo "$i $(( (c1 - c0) / (s1 - s0) ))" >>"$WORK/perchd.txt"
+	done
+	set -- "${@:2}" "$1"
+	IDLE="$*"
+done
+fl_daemon_stop
+
+# Table rows: engine medians (min–max over rounds) and perchd's.
+field() { sed -n "s/^idle=$1 .*$2=\([^ ]*\).*/\1/p" "$WORK/engine.txt"; }
+echo "### Table 4: cost per tick against idle threads (futex)"
+echo
+echo "| idle threads | threads per tick (stopped / blocked read / reused) | engine CPU per tick, µs | engine wall per tick, µs | target pause per tick, µs | perchd CPU per tick, µs | idle wake-ups |"
+echo "|---|---|---|---|---|---|---|"
+for i in 2 16 64; do
+	IFS=, read -r cm clo chi <<<"$(field $i cpu_us)"
+	IFS=, read -r wm wlo whi <<<"$(field $i wall_us)"
+	read -r dm dlo dhi <<<"$(awk -v i=$i '$1 == i { print $2 / 1000 }' "$WORK/perchd.txt" | fl_stats)"
+	printf '| %s | %s (%s / %s / %s) | %.1f (%.1f–%.1f) | %.0f (%.0f–%.0f) | %.0f | %.0f (%.0f–%.0f) | %s |\n' \
+		$i "$(field $i threads)" "$(field $i stopped)" "$(field $i blocked)" \
+		"$(field $i reused)" $cm $clo $chi $wm $wlo $whi "$(field $i pause_us)" \
+		$dm $dlo $dhi "$(field $i wakeups)"
+	eval "c$i=$cm d$i=$(printf %.0f "$dm")"
+done
+echo
+read -r rc rd per met <<<"$(awk -v c2=$c2 -v c64=$c64 -v d2=$d2 -v d64=$d64 'BEGIN {
+	# "Must not grow": within 20 % (the noise of this machine) at 64 idle.
+	printf "%.2f %.2f %.1f %s\n", c64 / c2, d64 / d2, (c64 - c2) / 62,
+		c64 / c2 <= 1.2 && d64 / d2 <= 1.2 ? "Met" : "Missed"
+}')"
+cat <<EOF
+The target is \`tests/targets/threads\` with 2 threads spinning and 2, 16 or
+64 threads blocked on a condition variable (futex), plus its main thread
+blocked in \`read\`; one process at a time, 99 Hz.  *Engine*: \`bench_idle\`
+calls \`target_sample()\` $TICKS times per process after 5 warm-up ticks and
+takes the median CPU time of the sampling thread (\`CLOCK_THREAD_CPUTIME_ID\`)
+and wall time per call; $ROUNDS rounds, idle counts in rotating order; median
+of the round medians (min–max).  *perchd*: CPU time of all of perchd's
+threads (\`/proc/PID/task/*/schedstat\`) over $WINDOW s of a real \`perch
+record\` session, from 1 s in, divided by the ticks taken in that window;
+$DROUNDS rounds.  Pause and wall time per tick grow whenever the machine is
+busy (a spinning target thread must get a CPU to reach its stop); they are
+shown, not judged.  Idle wake-ups: spurious returns from the futex wait that
+the target counted (0: perch never woke an idle thread).
+
+Target (issue 5): the per-tick cost must not grow with the idle threads
+(taken here as: 64 idle ≤ 1.2× 2 idle).  **$met**: engine CPU per tick
+64 idle / 2 idle = **${rc}×** ($c2 → $c64 µs; 16 idle: $c16 µs), perchd
+**${rd}×** ($d2 → $d64 µs); about $per µs of engine CPU per idle thread per
+tick.
+EOF
+fl_footer "$LOAD0"
