@@ -20,7 +20,8 @@
 #include "commands.h"
 #include "fuzz.h"
 
-static char dir[] = "/dev/shm/perch-fuzz-db-XXXXXX";
+/* tmpfs, so that writing each input costs no disk I/O; /tmp where absent. */
+static char dir[64] = "/dev/shm/perch-fuzz-db-XXXXXX";
 static char db_path[64], wal_path[64], shm_path[64];
 
 /* The commands print their errors through the client's front end. */
@@ -55,8 +56,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	if (mkdtemp(dir) == NULL) {
-		perror("fuzz_db: mkdtemp");
-		exit(1);
+		snprintf(dir, sizeof dir, "/tmp/perch-fuzz-db-XXXXXX");
+		if (mkdtemp(dir) == NULL) {
+			perror("fuzz_db: mkdtemp");
+			exit(1);
+		}
 	}
 	snprintf(db_path, sizeof db_path, "%s/perch.db", dir);
 	snprintf(wal_path, sizeof wal_path, "%s-wal", db_path);
