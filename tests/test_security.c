@@ -414,6 +414,8 @@ static void daemon_refuses(struct fx *f, const char *sock, const char *db, const
 	if (code == 0)
 		fail_msg("perchd started on socket %s, db %s (wanted: %s)", sock, db, want);
 	print_message("  perchd refused (exit %d): %s", code, err);
+	/* 1 is a refusal; anything else a crash or a sanitizer's abort. */
+	assert_int_equal(code, 1);
 	if (strstr(err, want) == NULL)
 		fail_msg("perchd's refusal does not say '%s': %s", want, err);
 	free(err);
