@@ -440,9 +440,9 @@ static void burner_as(struct child *c, uid_t uid)
 }
 
 /*
- * A helper process of uid's that waits for a byte on its stdin pipe (*go),
- * then runs what(arg) in the child; before that it calls PR_SET_DUMPABLE 0
- * when asked.  Returns its pid once it waits.
+ * A process of uid's, forked from the test (not exec'd), dumpable or not as
+ * asked.  It waits for a byte on the pipe *go, then runs what(arg) (which
+ * may exec), then sleeps.  Returns its pid once it waits.
  */
 static pid_t helper_as(struct fx *f, uid_t uid, bool nondumpable, int *go,
 		       void (*what)(const char *), const char *arg)
@@ -458,6 +458,8 @@ static pid_t helper_as(struct fx *f, uid_t uid, bool nondumpable, int *go,
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 
+		close(ready[0]);
+		close(gp[1]);
 		dup2(null, 1);
 		drop_to(uid);
 		/*
