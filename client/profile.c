@@ -388,8 +388,8 @@ static int load_window(sqlite3 *db, struct profile *p, const bool *keep_thread,
 	return 0;
 }
 
-int profile_load(sqlite3 *db, int64_t id, const struct profile_filter *f,
-		 struct profile **out, char **cause)
+static int load(sqlite3 *db, int64_t id, const struct profile_filter *f,
+		struct profile **out, char **cause)
 {
 	struct profile *p = xcalloc(1, sizeof *p);
 	bool *keep_thread = NULL;
@@ -414,6 +414,23 @@ int profile_load(sqlite3 *db, int64_t id, const struct profile_filter *f,
 	return 0;
 out_free:
 	profile_free(p);
+	return rc;
+}
+
+/*
+ * In one read transaction: outside one, every query sees the commits made
+ * since the last, and a session being recorded gets frames and stack nodes
+ * between max_id and the rows, which would look like a damaged file.
+ */
+int profile_load(sqlite3 *db, int64_t id, const struct profile_filter *f,
+		 struct profile **out, char **cause)
+{
+	bool txn = sqlite3_get_autocommit(db) &&
+		   sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK;
+	int rc = load(db, id, f, out, cause);
+
+	if (txn)
+		sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	return rc;
 }
 
