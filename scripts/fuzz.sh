@@ -18,7 +18,7 @@ build="$root/build-fuzz"
 if [ "${1:-}" = "--one" ]; then
 	name=$2
 	secs=$3
-	set -- -max_total_time="$secs" -timeout=25 -print_final_stats=1 \
+	set -- -max_total_time="$secs" -timeout=60 -print_final_stats=1 \
 		-artifact_prefix="$build/crashes/$name-"
 	[ -f "$root/fuzz/$name.dict" ] && set -- "$@" -dict="$root/fuzz/$name.dict"
 	# Whole maps files of big processes are slow to mutate and add nothing
