@@ -8,6 +8,9 @@
 #include "samplecodec.h"
 #include "xalloc.h"
 
+/* Ids are dense and small: a larger one means a damaged file. */
+#define MAX_ID 100000000
+
 /* Copies s into the profile's string storage (NULL stays NULL). */
 static const char *keep(struct profile *p, const unsigned char *s)
 {
@@ -131,8 +134,7 @@ static int max_id(sqlite3 *db, const char *table, int64_t session, size_t *out,
 	sqlite3_bind_int64(st, 1, session);
 	v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
-	/* Ids are dense and small; a huge one means a damaged file. */
-	if (v < 0 || v > 100000000) {
+	if (v < 0 || v > MAX_ID) {
 		*cause = xasprintf("the database is damaged (%s id %" PRId64 ")", table, v);
 		return -EIO;
 	}
@@ -254,14 +256,21 @@ static int load_threads(sqlite3 *db, struct profile *p, char **cause)
 		return fail(db, cause);
 	sqlite3_bind_int64(st, 1, p->id);
 	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t id = sqlite3_column_int64(st, 0);
 		struct pthread_info *t;
 
+		/* select_threads sizes an array by the largest id. */
+		if (id < 0 || id > MAX_ID) {
+			sqlite3_finalize(st);
+			*cause = xasprintf("the database is damaged (thread %" PRId64 ")", id);
+			return -EIO;
+		}
 		if (p->nthreads == cap) {
 			cap = cap ? cap * 2 : 16;
 			p->threads = xreallocarray(p->threads, cap, sizeof *p->threads);
 		}
 		t = &p->threads[p->nthreads++];
-		t->id = (uint32_t)sqlite3_column_int64(st, 0);
+		t->id = (uint32_t)id;
 		t->pid = sqlite3_column_int(st, 1);
 		t->tid = sqlite3_column_int(st, 2);
 		t->name = keep(p, sqlite3_column_text(st, 3));
