@@ -17,6 +17,8 @@
 #                     sets PERCHD_PID and exports PERCH_SOCKET and PERCH_DB
 #   wait_line FILE TEXT SECONDS
 #                     waits until FILE has a line TEXT; 1 on time-out
+#   perchd_perf_start FILE / perchd_perf_stop
+#                     the private perchd again, under perf record -g, into FILE
 #   perf_top FILE N   the N symbols with the most self time in a perf.data,
 #                     as markdown table rows
 #   bench_log MSG     progress on stderr (stdout is the report)
@@ -124,4 +126,33 @@ perf_top() {
 			  dso = $3; gsub(/ /, "", dso); pct = $1; gsub(/ /, "", pct)
 			  printf "| %s | `%s` | %s |\n", pct, sym, dso
 			  if (++k == n) exit }'
+}
+
+# perf on perchd itself, to show where its time goes: perchd_perf_start
+# FILE restarts the private perchd under `perf record -g` (attaching perf
+# to a running multi-threaded process is unreliable on this machine; a
+# process started under perf is followed from the start) and sets
+# PERCHD_PID to the new perchd; perchd_perf_stop stops that perchd, which
+# ends perf and leaves FILE.
+perchd_perf_start() {
+	local dir tries=100
+	dir=$(dirname "$PERCH_SOCKET")
+	perchd_stop
+	rm -f "$PERCH_SOCKET"
+	perf record -F 999 -g -o "$1" -- "$PERCH_BUILD/daemon/perchd" --foreground \
+		--socket "$PERCH_SOCKET" --db "$PERCH_DB" 2>>"$dir/perchd.log" &
+	PERCHD_PERF_PID=$!
+	while ((tries-- > 0)); do
+		[ -S "$PERCH_SOCKET" ] && break
+		sleep 0.05
+	done
+	PERCHD_PID=$(pgrep -P "$PERCHD_PERF_PID" | head -1)
+	[ -n "$PERCHD_PID" ] && [ -S "$PERCH_SOCKET" ]
+}
+
+perchd_perf_stop() {
+	[ -n "${PERCHD_PERF_PID:-}" ] || return 0
+	perchd_stop
+	wait "$PERCHD_PERF_PID"
+	PERCHD_PERF_PID=
 }

@@ -5,10 +5,12 @@
 #
 # redis-server (one process) on a private loopback port under
 # `redis-benchmark -t get,set -n N` (fixed request count, 50 clients):
-# requests/s and p99 latency with no profiler, `perf record -F 99 -g -p`,
-# and `perch record -r 99 -p`.  Then nginx, master and 2 worker processes,
-# under `wrk` for a fixed time: no profiler, `perf record -F 99 -g -p` on
-# all three processes, and `perch record -r 99 --children -p MASTER`.
+# requests/s and p99 latency with no profiler (twice: the second run is the
+# noise floor), the server started under `perf record -F 99 -g`, and `perch
+# record -r 99 -p` attached to it.  Then nginx, master and 2 worker
+# processes, under `wrk` for a fixed time: the same, perf following the
+# workers from the start, `perch record -r 99 --children -p MASTER`.
+# Every run starts a fresh server (see server_start()).
 # Rounds run every mode once (order rotated per round); a loss is
 # 1 - throughput / throughput of the same round without a profiler.
 # Servers are started here, on private ports and directories, and stopped
@@ -21,8 +23,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 PERCH_BUILD=$(cd "${1:?usage: bench/server.sh BUILD_DIR [--quick]}" && pwd)
 quick=${2:-}
 rounds=${SERVER_ROUNDS:-3}
-requests=${SERVER_REQUESTS:-200000}
-wrk_secs=${SERVER_WRK_SECONDS:-5}
+requests=${SERVER_REQUESTS:-100000}
+wrk_secs=${SERVER_WRK_SECONDS:-4}
 if [ "$quick" = --quick ]; then
 	rounds=1
 	requests=20000
@@ -43,10 +45,10 @@ work=$(mktemp -d /tmp/perch-bench-server-XXXXXX)
 # nginx's workers run as nobody: they must be able to read the site.
 chmod 755 "$work"
 res=$work/results
-redis_pid="" nginx_pid=""
+server_pid="" perf_pid=""
 cleanup() {
-	[ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
-	[ -n "$nginx_pid" ] && kill -QUIT "$nginx_pid" 2>/dev/null && wait "$nginx_pid" 2>/dev/null
+	[ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+	[ -n "$perf_pid" ] && wait "$perf_pid" 2>/dev/null
 	perchd_stop
 	rm -rf "$work"
 }
@@ -62,49 +64,86 @@ free_port() {
 	echo "$p"
 }
 
-# Starts the profiler MODE on the pids given; sets prof_pid (empty: none).
-prof_start() {
-	local mode=$1 pids=$2
-	prof_pid=""
-	case $mode in
-	perf)
-		(perf record -F 99 -g -p "$pids" -o "$work/perf.data" 2>"$work/prof.out"
-			times >"$work/times") &
-		prof_pid=$!
-		;;
-	perch)
-		prof_c0=$(proc_cpu_s "$PERCHD_PID")
-		"$perch" record -p "${pids%%,*}" -r 99 $children --json --no-autostart \
-			>"$work/prof.out" 2>&1 &
-		prof_pid=$!
-		;;
-	esac
-	# Both profilers are sampling after this: the same pause for every mode.
-	sleep 0.5
+# Starts a fresh server for one run: CMD... (which must stay in the
+# foreground), under `perf record -F 99 -g` in mode perf.  perf starts the
+# server rather than attaching to it: perf 6.1 on this machine's 6.18
+# kernel attaches to a running multi-threaded process unreliably
+# (perf_event_open fails with ESRCH, or it records a handful of samples),
+# while events inherited from the start work, workers included.  Sets
+# server_pid (and perf_pid).
+server_start() {
+	local mode=$1 tries=100
+	shift
+	perf_pid=""
+	if [ "$mode" = perf ]; then
+		perf record -F 99 -g -o "$work/perf.data" -- "$@" 2>"$work/prof.out" &
+		perf_pid=$!
+		server_pid=""
+		while ((tries-- > 0)) && [ -z "$server_pid" ]; do
+			sleep 0.02
+			server_pid=$(pgrep -P "$perf_pid" | head -1)
+		done
+	else
+		"$@" &
+		server_pid=$!
+	fi
 }
 
-# Stops the profiler, records its CPU (% of one CPU over SECONDS) under KEY.
+# Stops the server of this run (SIGNAL: how it wants to be stopped).
+server_stop() {
+	kill "-$1" "$server_pid" 2>/dev/null
+	if [ -n "$perf_pid" ]; then
+		wait "$perf_pid"
+		grep -q "Captured and wrote" "$work/prof.out" ||
+			bench_log "perf: $(tr '\n' ' ' <"$work/prof.out" | cut -c1-200)"
+		rm -f "$work/perf.data" "$work/perf.data.old"
+	else
+		wait "$server_pid"
+	fi
+	server_pid="" perf_pid=""
+}
+
+# Attaches perch (mode perch) to PID, tried 5 times at most; then the
+# pre-roll, the same for every mode.  Returns 1 if perch never attached.
+prof_start() {
+	local mode=$1 pid=$2 try
+	prof_pid=""
+	prof_c0=$(proc_cpu_s "${perf_pid:-$PERCHD_PID}")
+	for try in 1 2 3 4 5; do
+		if [ "$mode" = perch ]; then
+			"$perch" record -p "$pid" -r 99 $children --json --no-autostart \
+				>"$work/prof.out" 2>&1 &
+			prof_pid=$!
+		fi
+		sleep 0.5
+		[ -z "$prof_pid" ] && return 0
+		kill -0 "$prof_pid" 2>/dev/null && return 0
+		wait "$prof_pid"
+		bench_log "$mode did not attach: $(tr '\n' ' ' <"$work/prof.out" | cut -c1-200)"
+		result_add "$res" "$mode.failed" 1
+	done
+	prof_pid=""
+	return 1
+}
+
+# Records the profiler's CPU (% of one CPU over SECONDS) under KEY: perf's
+# own process until now (its final write-out not included), or perchd's;
+# stops perch record, which keeps the session.
 prof_stop() {
 	local mode=$1 key=$2 secs=$3 c
-	[ -n "$prof_pid" ] || return 0
-	# perf exits, writing its file, on SIGINT; perch record keeps the session.
-	kill -INT "$prof_pid" 2>/dev/null
 	case $mode in
 	perf)
-		# Only perf gets the signal, not the subshell that waits for it.
-		pkill -INT -P "$prof_pid" 2>/dev/null
-		wait "$prof_pid"
-		c=$(sed -n 2p "$work/times" | awk '{ t = 0
-			for (i = 1; i <= 2; i++) { split($i, a, "m"); t += a[1] * 60 + a[2] }
-			print t }')
-		rm -f "$work/perf.data" "$work/perf.data.old"
+		c=$(awk -v a="$prof_c0" -v b="$(proc_cpu_s "$perf_pid")" 'BEGIN { print b - a }')
 		;;
 	perch)
+		[ -n "$prof_pid" ] || return 0
+		kill -INT "$prof_pid" 2>/dev/null
 		wait "$prof_pid"
 		c=$(awk -v a="$prof_c0" -v b="$(proc_cpu_s "$PERCHD_PID")" 'BEGIN { print b - a }')
 		grep -q '"status":"stopped"' "$work/prof.out" ||
 			bench_log "perch record: $(cat "$work/prof.out")"
 		;;
+	*) return 0 ;;
 	esac
 	result_add "$res" "$key.cpu" "$(awk -v c="$c" -v s="$secs" 'BEGIN { print 100 * c / s }')"
 }
@@ -112,24 +151,32 @@ prof_stop() {
 # ---- redis ----------------------------------------------------------------
 
 redis_port=$(free_port 1)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-	--dir "$work" --logfile "$work/redis.log" --daemonize no >/dev/null &
-redis_pid=$!
-for _ in $(seq 100); do
-	[ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
-	sleep 0.05
-done
+
+# A fresh, empty redis-server (under perf in mode perf).
+redis_launch() {
+	server_start "$1" redis-server --port "$redis_port" --bind 127.0.0.1 --save "" \
+		--appendonly no --dir "$work" --logfile "$work/redis.log" --daemonize no
+	for _ in $(seq 200); do
+		[ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
+		sleep 0.05
+	done
+}
 
 redis_round() {
 	local r=$1 mode=$2 t0 t1 secs
 	children=""
-	prof_start "$mode" "$redis_pid"
+	redis_launch "$mode"
+	if ! prof_start "$mode" "$server_pid"; then
+		server_stop TERM
+		return
+	fi
 	t0=$(date +%s.%N)
 	redis-benchmark -h 127.0.0.1 -p "$redis_port" -t get,set -n "$requests" --csv \
 		>"$work/rb.csv" 2>/dev/null
 	t1=$(date +%s.%N)
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a + 0.5 }')
 	prof_stop "$mode" "redis.$mode" "$secs"
+	server_stop TERM
 	# "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",
 	# "p95_latency_ms","p99_latency_ms","max_latency_ms"
 	awk -F, -v r="$r" -v m="$mode" 'NR == 1 {
@@ -141,7 +188,7 @@ redis_round() {
 	bench_log "redis round $r $mode done"
 }
 
-interleave "$rounds" redis_round none perf perch
+interleave "$rounds" redis_round none again perf perch
 
 # ---- nginx, master + 2 workers -----------------------------------------------
 
@@ -169,14 +216,6 @@ http {
 	}
 }
 EOF
-nginx -p "$work" -c "$work/nginx.conf" -e "$work/logs/error.log" &
-nginx_pid=$!
-for _ in $(seq 100); do
-	[ "$(pgrep -P "$nginx_pid" | wc -l)" -ge 2 ] && break
-	sleep 0.05
-done
-nginx_pids="$nginx_pid,$(pgrep -P "$nginx_pid" | paste -sd,)"
-
 # wrk's latency in ms from "99%   1.23ms" (us, ms or s).
 wrk_ms() {
 	awk -v q="$1" '$1 == q { v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
@@ -186,16 +225,25 @@ wrk_ms() {
 nginx_round() {
 	local r=$1 mode=$2
 	children=--children
-	prof_start "$mode" "$nginx_pids"
+	server_start "$mode" nginx -p "$work" -c "$work/nginx.conf" -e "$work/logs/error.log"
+	for _ in $(seq 200); do
+		[ "$(pgrep -P "$server_pid" | wc -l)" -ge 2 ] && break
+		sleep 0.05
+	done
+	if ! prof_start "$mode" "$server_pid"; then
+		server_stop QUIT
+		return
+	fi
 	wrk -t 2 -c 32 -d "${wrk_secs}s" --latency "http://127.0.0.1:$nginx_port/index.html" \
 		>"$work/wrk.out" 2>&1
 	prof_stop "$mode" "nginx.$mode" "$(awk -v s="$wrk_secs" 'BEGIN { print s + 0.5 }')"
+	server_stop QUIT
 	result_add "$res" "nginx.$mode.rps.$r" "$(awk '/^Requests\/sec:/ { print $2 }' "$work/wrk.out")"
 	result_add "$res" "nginx.$mode.p99" "$(wrk_ms 99% "$work/wrk.out")"
 	bench_log "nginx round $r $mode done"
 }
 
-interleave "$rounds" nginx_round none perf perch
+interleave "$rounds" nginx_round none again perf perch
 
 # ---- the report ---------------------------------------------------------------
 
@@ -213,7 +261,8 @@ losses() {
 label() {
 	case $1 in
 	none) echo "none" ;;
-	perf) echo "\`perf record -F 99 -g -p\`" ;;
+	again) echo "none, again (noise floor)" ;;
+	perf) echo "\`perf record -F 99 -g -- SERVER\`" ;;
 	perch) echo "\`perch record -r 99 $2-p\`" ;;
 	esac
 }
@@ -224,10 +273,8 @@ row() {
 	rps=$(for ((r = 0; r < rounds; r++)); do result_get "$res" "$base.rps.$r"; done |
 		summary %.0f)
 	p99=$(result_get "$res" "$base.p99" | summary %.2f)
-	if [ "$mode" != none ]; then
-		loss=$(losses "$none" "$base" | summary %.1f)
-		cpu=$(result_get "$res" "$cpukey" | summary %.1f)
-	fi
+	[ "$mode" = none ] || loss=$(losses "$none" "$base" | summary %.1f)
+	case $mode in perf | perch) cpu=$(result_get "$res" "$cpukey" | summary %.1f) ;; esac
 	echo "| $what | $(label "$mode" "$ch") | $rps | $loss | $p99 | $cpu |"
 }
 
@@ -236,21 +283,28 @@ echo
 echo "redis-server $(redis-server --version | sed -n 's/.*v=\([0-9.]*\).*/\1/p'), one" \
 	"process, loopback: \`redis-benchmark -t get,set -n $requests\` (50 clients)." \
 	"nginx $(nginx -v 2>&1 | sed 's/.*\///'), master + 2 workers, a 5.5 KB static" \
-	"file: \`wrk -t 2 -c 32 -d ${wrk_secs}s --latency\`; perf on all three pids," \
-	"perch on the master with \`--children\`.  $rounds round(s), modes interleaved" \
+	"file: \`wrk -t 2 -c 32 -d ${wrk_secs}s --latency\`.  Every run starts a fresh" \
+	"server; perf starts it (\`perf record -F 99 -g -- SERVER\`, following nginx's" \
+	"workers; attaching perf 6.1 to a running multi-threaded process fails" \
+	"intermittently on this kernel), perch attaches to it (\`perch record -p\`," \
+	"\`--children\` on nginx's master).  $rounds round(s), modes interleaved" \
 	"(order rotated each round); throughput median (min–max); loss = 1 − throughput" \
 	"/ the same round's unprofiled throughput, %; p99 latency median (min–max), ms;" \
 	"profiler CPU: perf's process or perchd, % of one CPU while the load ran.  The" \
-	"load generator shares the 2 CPUs with the server and the profiler."
+	"load generator shares the 2 CPUs with the server and the profiler." \
+	"\"none, again\" is a second unprofiled run in each round: its \"loss\" is the" \
+	"noise of this machine at that moment.  Profiler attaches that failed and" \
+	"were retried: perf $(result_get "$res" perf.failed | wc -l), perch" \
+	"$(result_get "$res" perch.failed | wc -l)."
 echo
 echo "| server | profiler | requests/s | loss (%) | p99 (ms) | profiler CPU (%) |"
 echo "|---|---|---|---|---|---|"
 for t in SET GET; do
-	for m in none perf perch; do
+	for m in none again perf perch; do
 		row "redis $t" "$m" "redis.none.$t" "redis.$m.$t" "redis.$m.cpu" ""
 	done
 done
-for m in none perf perch; do
+for m in none again perf perch; do
 	row "nginx (3 processes)" "$m" nginx.none "nginx.$m" "nginx.$m.cpu" "--children "
 done
 echo
@@ -276,16 +330,16 @@ echo
 # run with perchd itself under perf.
 if [ -n "$miss" ]; then
 	children=""
-	prof_start perch "$redis_pid"
-	perf record -F 999 -g -p "$PERCHD_PID" -o "$work/perchd.data" 2>/dev/null &
-	fpid=$!
+	perchd_perf_start "$work/perchd.data" || echo "(perchd did not start under perf)"
+	redis_launch none
+	prof_start perch "$server_pid"
 	redis-benchmark -h 127.0.0.1 -p "$redis_port" -t get,set -n "$requests" -q \
 		>/dev/null 2>&1
-	kill -INT "$fpid"
-	wait "$fpid"
 	prof_stop perch redis.extra 1
+	server_stop TERM
+	perchd_perf_stop
 	echo "perchd's own profile during one more redis run under perch" \
-		"(\`perf record -F 999 -g -p PERCHD\`; self time, top symbols):"
+		"(perchd started under \`perf record -F 999 -g\`; self time, top symbols):"
 	echo
 	echo "| self | symbol | object |"
 	echo "|---|---|---|"
