@@ -172,3 +172,11 @@ fl_footer()
 	echo
 	echo "Run: $(date -u '+%Y-%m-%d %H:%M') UTC, \`bench/$FL_NAME.sh BUILD_DIR${FL_QUICK:+ --quick}\`, load average $1 at the start, $(fl_load) at the end."
 }
+
+# "run_ns wait_ns now_ns": time all live threads of a process spent on a
+# CPU and waiting on a run queue (schedstat fields 1 and 2), and the time.
+fl_sched()
+{
+	cat /proc/"$1"/task/*/schedstat 2>/dev/null |
+		awk -v now="$(date +%s%N)" '{ r += $1; w += $2 } END { printf "%.0f %.0f %s\n", r, w, now }'
+}

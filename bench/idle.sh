@@ -26,29 +26,37 @@ IDLE="2 16 64"
 if [ $QUICK = 1 ]; then
 	ROUNDS=1 TICKS=80 DROUNDS=1 WINDOW=1
 else
-	ROUNDS=5 TICKS=300 DROUNDS=3 WINDOW=3
+	ROUNDS=4 TICKS=250 DROUNDS=3 WINDOW=2
 fi
 
 "$BENCH" --rounds $ROUNDS --ticks $TICKS --idle "${IDLE// /,}" >"$WORK/engine.txt" ||
 	fl_die "bench_idle failed"
 
 # One perchd session per (round, idle count), counts rotated per round.
-# The window starts 1 s in, after the first ticks have warmed the caches.
+# The window starts 1 s after the session's first tick, once the first
+# ticks have warmed the caches; the session is stopped after the window.
+status() {
+	PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" status --json |
+		sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"
+}
 fl_daemon_start d
 set -- $IDLE
 for r in $(seq $DROUNDS); do
 	for i in $IDLE; do
 		fl_target_start threads --threads $((i + 2)) --busy 2
-		fl_record "$FL_TPID" $((WINDOW + 2)) 99 "$WORK/rec.json" &
+		fl_record "$FL_TPID" 120 99 "$WORK/rec.json" &
 		rec=$!
+		for t in $(seq 200); do
+			[ "$(status samples)" -gt 0 ] 2>/dev/null && break
+			sleep 0.05
+		done
+		sid=$(status session)
+		[ -n "$sid" ] || fl_die "the session did not start"
 		sleep 1
-		status() {
-			PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" status --json |
-				sed -n 's/.*"samples":\([0-9]*\).*/\1/p'
-		}
-		c0=$(fl_task_cpu_ns "$FL_DPID") s0=$(status)
+		c0=$(fl_task_cpu_ns "$FL_DPID") s0=$(status samples)
 		sleep $WINDOW
-		c1=$(fl_task_cpu_ns "$FL_DPID") s1=$(status)
+		c1=$(fl_task_cpu_ns "$FL_DPID") s1=$(status samples)
+		PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" stop "$sid" >/dev/null
 		wait $rec || fl_die "perch record failed"
 		fl_target_stop
 		[ -n "$s0" ] && [ -n "$s1" ] && [ "$s1" -gt "$s0" ] ||
