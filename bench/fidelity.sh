@@ -46,6 +46,12 @@ pair()
 	# ticks, the target's own CPU time (utime+stime) and the session's length
 	sqlite3 -readonly -separator ' ' "$FL_DB" "SELECT samples, target_cpu_ns,
 		(ended_ns - started_ns) / 1e9 FROM sessions WHERE id = $sid" >"$WORK/$name.cpu"
+	# Threads each side saw running: perf attached to a running process
+	# may miss threads (perf 6.1 on this kernel, per bench/lib.sh).
+	echo "$(sqlite3 -readonly "$FL_DB" "SELECT count(DISTINCT thread_id) FROM counts
+		WHERE session_id = $sid AND state = 'R'")" \
+		"$(perf script -i "$WORK/$name.data" -F tid 2>/dev/null | sort -u | wc -l)" \
+		>"$WORK/$name.tids"
 	sqlite3 -readonly "$FL_DB" ".parameter set @sid $sid" \
 		".read $HERE/fidelity_self.sql" >"$WORK/$name.perch" &&
 	sqlite3 -readonly "$FL_DB" ".parameter set @sid $sid" \
@@ -156,7 +162,7 @@ split_row "\`perf record -F $RATE -g\`, same window" "$WORK/split.perf"
 echo
 echo "(b) Top 10 functions by self CPU time, perch and perf on the same process and window (${PSECS} s at $RATE Hz):"
 echo
-echo "| program | samples perch / perf | CPUs: on a CPU / waiting for one (schedstat) / perch running / perf | top-10 overlap | largest share difference, points (function) | median difference | perf samples with a kernel leaf |"
+echo "| program | samples (threads) perch / perf | CPUs: on a CPU / waiting for one (schedstat) / perch running / perf | top-10 overlap | largest share difference, points (function) | median difference | perf samples with a kernel leaf |"
 echo "|---|---|---|---|---|---|---|"
 worst_overlap=1 worst_text= worst_diff=0
 for p in redis xz sqlite3 burner1; do
@@ -171,8 +177,9 @@ for p in redis xz sqlite3 burner1; do
 	# A starved run (the machine too busy for perchd's ticks) is flagged.
 	label=$(awk -v r=$RATE -v s=$secs -v p=$p '{ e = r * s
 		printf "%s%s", p, $1 < 0.8 * e ? sprintf(" (starved: %d of %d ticks in %.0f s)", $1, e, $3) : "" }' "$WORK/$p.cpu")
-	printf '| %s | %s / %s | %s | %s/%s | %s (`%s`) | %s | %s %% |\n' "$label" "$(val $p nperch)" \
-		"$(val $p nperf)" "$cpus" "$o" "$of" "$d" "$(val $p maxfunc | tr '~' ' ')" \
+	read -r tp tf <"$WORK/$p.tids"
+	printf '| %s | %s (%s) / %s (%s) | %s | %s/%s | %s (`%s`) | %s | %s %% |\n' "$label" \
+		"$(val $p nperch)" $tp "$(val $p nperf)" $tf "$cpus" "$o" "$of" "$d" "$(val $p maxfunc | tr '~' ' ')" \
 		"$(val $p meddiff)" "$(val $p kleaf)"
 	[ "$p" = burner1 ] && continue
 	# ≥ 8/10, scaled when a side saw fewer than 10 functions.
