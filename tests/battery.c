@@ -359,20 +359,22 @@ struct reader_counts {
 	long runs, failed, locked;
 };
 
-/* The next query of a reader; sessions a (complete), b and c (recording). */
-static void next_query(const char **argv, long n, int64_t a, int64_t b, int64_t c,
-		       const char *out)
+/*
+ * The next query of a reader; ids[0] a complete session, ids[1] and ids[2]
+ * recording ones.
+ */
+static void next_query(const char **argv, long n, char ids[3][24], const char *out)
 {
 	const char *const q[][8] = {
 		{ "sessions", "--json" },
-		{ "flat", battery_num(a), "--json" },
-		{ "flat", battery_num(b), "--json" },
-		{ "show", battery_num(c) },
-		{ "callers", battery_num(a), "work_loop" },
-		{ "callees", battery_num(b), "recurse" },
-		{ "hot-paths", battery_num(c) },
-		{ "export", battery_num(a), "--format", "pprof", "-o", out },
-		{ "export", battery_num(b), "--format", "json", "-o", out },
+		{ "flat", ids[0], "--json" },
+		{ "flat", ids[1], "--json" },
+		{ "show", ids[2] },
+		{ "callers", ids[0], "work_loop" },
+		{ "callees", ids[1], "recurse" },
+		{ "hot-paths", ids[2] },
+		{ "export", ids[0], "--format", "pprof", "-o", out },
+		{ "export", ids[1], "--format", "json", "-o", out },
 		{ "status", "--json" },
 	};
 	const char *const *pick = q[n % (long)(sizeof q / sizeof q[0])];
@@ -403,14 +405,19 @@ static void run_readers(struct world *w, const struct params *p, int64_t a, int6
 	char out[16][192];
 	int n = p->readers < 16 ? p->readers : 16;
 	unsigned long long end = mono_ns() + (unsigned long long)(p->readers_s * 1e9);
+	char ids[3][24];
 	long next = 0;
 	int running = 0;
+
+	snprintf(ids[0], sizeof ids[0], "%" PRId64, a);
+	snprintf(ids[1], sizeof ids[1], "%" PRId64, b);
+	snprintf(ids[2], sizeof ids[2], "%" PRId64, c);
 
 	for (int i = 0; i < n; i++) {
 		const char *argv[8];
 
 		snprintf(out[i], sizeof out[i], "%s/export.%d", w->dir, i);
-		next_query(argv, next++, a, b, c, out[i]);
+		next_query(argv, next++, ids, out[i]);
 		world_cmd_start(w, &slots[i], argv);
 		running++;
 	}
@@ -425,7 +432,7 @@ static void run_readers(struct world *w, const struct params *p, int64_t a, int6
 			running--;
 			if (mono_ns() >= end || battery_stop || k->failed + k->locked > 10)
 				continue;
-			next_query(argv, next++, a, b, c, out[i]);
+			next_query(argv, next++, ids, out[i]);
 			world_cmd_start(w, &slots[i], argv);
 			running++;
 		}
