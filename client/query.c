@@ -120,7 +120,8 @@ static void add_module(struct qtree *g, const char *module)
 	const char *name = base_name(module);
 	size_t len;
 
-	if (name == NULL)
+	/* An empty name (a damaged file's "" or "dir/") would match forever. */
+	if (name == NULL || name[0] == '\0')
 		return;
 	len = strlen(name);
 	for (const char *p = g->modules; p && (p = strstr(p, name)) != NULL; p += len)
