@@ -15,6 +15,7 @@
 #include <sys/prctl.h>
 
 static atomic_bool stop;
+static atomic_int at_leaf;	/* deep-N threads that reached deep_leaf */
 static int depth = 200;
 static pthread_barrier_t started;
 
@@ -22,6 +23,7 @@ static __attribute__((noinline, noclone)) void deep_leaf(void)
 {
 	unsigned long x = 1;
 
+	atomic_fetch_add(&at_leaf, 1);
 	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
 		x = x * 6364136223846793005ul + 1442695040888963407ul;
 		__asm__ volatile("" : "+r"(x));
@@ -130,6 +132,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_barrier_wait(&started);
+	/*
+	 * "ready" once every deep-N thread spins at the bottom: right after
+	 * the barrier one of them may still be in it (waking the others).
+	 */
+	while (atomic_load(&at_leaf) < nthreads)
+		usleep(100);
 	printf("ready\n");
 	fflush(stdout);
 
