@@ -218,6 +218,14 @@ static int sample_proc(struct session *s, struct proc *pr, struct store_batch *b
 
 	if (rc < 0)
 		return rc;
+	/*
+	 * Checked again after the capture: a setuid exec that landed between
+	 * the check before it and the capture must not leave one sample of
+	 * the new program.  (Reading the memory of a process in exec waits
+	 * until its new credentials are in place, so this check sees them.)
+	 */
+	if ((rc = access_recheck(pr->pid, s->p.uid, s->p.gid)) < 0)
+		return rc;
 	for (size_t i = 0; i < smp.nthreads; i++) {
 		const struct perch_thread *th = &smp.threads[i];
 		struct store_sample ss;
@@ -260,9 +268,12 @@ static int tick(struct session *s, struct store_batch *b)
 	for (size_t i = 0; i < s->nproc;) {
 		int rc = access_recheck(s->procs[i].pid, s->p.uid, s->p.gid);
 
+		if (rc == 0 && (rc = sample_proc(s, &s->procs[i], b, &threads)) != -ESRCH &&
+		    rc != -EPERM)
+			rc = 0;
 		if (rc == -EPERM && s->denied == 0)
 			s->denied = s->procs[i].pid;
-		if (rc < 0 || sample_proc(s, &s->procs[i], b, &threads) == -ESRCH)
+		if (rc < 0)
 			drop_proc(s, i);
 		else
 			i++;
