@@ -44,19 +44,29 @@ static json_object *row_json(sqlite3_stmt *st)
 	return o;
 }
 
+/* A text column, or "?" where a damaged file has none. */
+static const char *text_or_unknown(sqlite3_stmt *st, int i)
+{
+	const char *s = (const char *)sqlite3_column_text(st, i);
+
+	return s != NULL ? s : "?";
+}
+
 static void print_row(sqlite3_stmt *st)
 {
 	time_t t = (time_t)(sqlite3_column_int64(st, 4) / 1000000000);
-	char when[32], sched[24] = "-";
+	struct tm *tm = localtime(&t);
+	char when[32] = "?", sched[24] = "-";
 
-	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
+	if (tm != NULL)
+		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", tm);
 	if (sqlite3_column_type(st, 10) != SQLITE_NULL)
 		snprintf(sched, sizeof sched, "%lld", (long long)sqlite3_column_int64(st, 10));
 	printf("%7lld %8lld  %-20.20s %s %8.1fs %9lld  %-13s %s\n",
 	       (long long)sqlite3_column_int64(st, 0), (long long)sqlite3_column_int64(st, 1),
-	       base_name((const char *)sqlite3_column_text(st, 2)), when,
+	       base_name(text_or_unknown(st, 2)), when,
 	       sqlite3_column_double(st, 5), (long long)sqlite3_column_int64(st, 6),
-	       (const char *)sqlite3_column_text(st, 8), sched);
+	       text_or_unknown(st, 8), sched);
 }
 
 int cmd_sessions(int argc, char **argv)
