@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,8 +22,6 @@
 #define MAX_UNWIND 1024
 /* Re-read the maps now and then even when nothing looks stale. */
 #define MAPS_REFRESH_EVERY 128
-/* Ticks between full listings of the threads when their number holds. */
-#define THREADS_RESCAN_EVERY 128
 
 /* How a thread's sample is going, within one tick. */
 enum step {
@@ -77,7 +74,6 @@ struct target {
 	struct unwind_frame *ufr;
 	bool maps_stale;
 	uint64_t ticks;
-	bool rescan;		/* list the threads at the next tick */
 	struct target_stats stats;
 };
 
@@ -308,20 +304,7 @@ static int update_threads(struct target *t)
 	struct dirent *de;
 	size_t n = 0, old = t->nthreads;
 	bool added = false;
-	struct stat sb;
 
-	/*
-	 * Listing the task directory costs a dentry lookup per thread, and
-	 * most ticks nothing changed: the directory's link count is the
-	 * number of threads + 2.  The same count can hide a thread that left
-	 * and another that came; the one that left fails its reads this tick
-	 * (its files stay bound to it, even if its id is reused), which sets
-	 * rescan, so the newcomer is seen one tick late at worst.
-	 */
-	if (!t->rescan && t->nthreads > 0 && t->ticks % THREADS_RESCAN_EVERY != 0 &&
-	    fstat(dirfd(t->tasks), &sb) == 0 && sb.st_nlink == t->nthreads + 2)
-		return 0;
-	t->rescan = false;
 	for (size_t i = 0; i < t->nthreads; i++)
 		t->threads[i]->seen = false;
 	rewinddir(t->tasks);
@@ -781,7 +764,6 @@ int target_sample(struct target *t, struct perch_sample *out)
 		end_thread(t, t->threads[i], pt);
 		if (t->threads[i]->step == STEP_GONE) {
 			gone++;
-			t->rescan = true;
 			continue;
 		}
 		t->stats.thread_samples[pt->capture]++;
