@@ -275,8 +275,18 @@ void phase_churn(struct world *w, const struct params *p)
 		if (due < 0.9 * 999 * p->churn_s || r.samples > 1.1 * 999 * p->churn_s)
 			world_fail("%" PRId64 " ticks, %" PRId64 " late in %.0f s at 999 Hz",
 				   r.samples, r.late, p->churn_s);
-		if (flat(w, r.session, "short_task") <= 0)
-			world_fail("no sample in short_task");
+		/*
+		 * Under the sanitizers a short thread spends most of its life
+		 * in the runtime's thread set-up and tear-down, and whole runs
+		 * caught none in short_task (CI, 2026-11-26): say so, do not
+		 * judge.  The normal build checks it.
+		 */
+		if (flat(w, r.session, "short_task") <= 0) {
+			if (battery_sanitized)
+				printf("  no sample in short_task (sanitized build: not judged)\n");
+			else
+				world_fail("no sample in short_task");
+		}
 	}
 	battery_untraced(t.pid, "after the churn session");
 	battery_daemon_serves(w, "after the churn session");
