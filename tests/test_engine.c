@@ -270,8 +270,13 @@ static void test_sigstopped_target_stays_stopped(void **state)
 		usleep(2000);
 	}
 	assert_int_equal(proc_tracer(c.pid), 0);
-	/* Stopped all along: no user code ran. */
-	assert_int_equal(proc_utime(c.pid), utime);
+	/*
+	 * Stopped all along: no user code ran.  The process's utime is its
+	 * run time split by the kernel in proportion to sampled user and
+	 * system ticks (cputime_adjust), so the kernel time each capture
+	 * costs can move one tick of rounding into it (seen once in CI).
+	 */
+	assert_in_range(proc_utime(c.pid), utime, utime + 1);
 	kill(c.pid, SIGCONT);
 	assert_true(wait_all_threads_in(c.pid, "RS"));
 	assert_int_equal(target_sample(t, &s), 0);
