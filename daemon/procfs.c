@@ -80,15 +80,41 @@ static bool parse_i64(struct cur *c, int64_t *out)
 	return true;
 }
 
-/* "0x" followed by hex digits, as /proc/PID/syscall prints. */
+/*
+ * "0x" and hex digits exactly as the kernel's "0x%llx" prints them: lower
+ * case, no leading zero (0 is "0x0").
+ */
 static bool parse_0xhex(struct cur *c, uint64_t *out)
 {
 	struct cur save = *c;
+	const char *digits;
+	bool canonical = true;
 
 	if (c->end - c->p < 2 || c->p[0] != '0' || c->p[1] != 'x')
 		return false;
-	c->p += 2;
+	digits = c->p += 2;
 	if (!parse_hex(c, out)) {
+		*c = save;
+		return false;
+	}
+	if (digits[0] == '0' && c->p - digits > 1)
+		canonical = false;
+	for (const char *p = digits; p < c->p; p++)
+		if (*p >= 'A' && *p <= 'F')
+			canonical = false;
+	if (!canonical)
+		*c = save;
+	return canonical;
+}
+
+/* An int exactly as the kernel's "%d" prints it: no '+', no leading zero. */
+static bool parse_kernel_int(struct cur *c, int64_t *out)
+{
+	struct cur save = *c;
+	const char *digits = c->p < c->end && *c->p == '-' ? c->p + 1 : c->p;
+
+	if (!parse_i64(c, out) || *out < INT32_MIN || *out > INT32_MAX ||
+	    (digits[0] == '0' && (digits != save.p || c->p - digits > 1))) {
 		*c = save;
 		return false;
 	}
@@ -332,32 +358,39 @@ int procfs_parse_status(const char *buf, size_t len, struct procfs_status *out)
 	return 0;
 }
 
+/*
+ * Exactly what proc_pid_syscall (fs/proc/base.c) writes, newline included:
+ * "running\n"; "-1 SP PC\n" for a thread blocked outside a system call;
+ * "NR ARG1 ... ARG6 SP PC\n" inside one.  Anything else means the file is
+ * not what the engine thinks it is, and it is refused rather than guessed.
+ */
 int procfs_parse_syscall(const char *buf, size_t len, struct procfs_syscall *out)
 {
 	struct cur c = { buf, buf + len };
 	int64_t nr;
 
 	memset(out, 0, sizeof *out);
-	if (len >= 7 && memcmp(buf, "running", 7) == 0) {
+	if (len == 8 && memcmp(buf, "running\n", 8) == 0) {
 		out->state = PROCFS_SYSCALL_RUNNING;
 		return 0;
 	}
-	if (!parse_i64(&c, &nr))
+	if (!parse_kernel_int(&c, &nr))
 		return -EINVAL;
 	out->nr = (long)nr;
 	if (nr == -1) {
-		/* "-1 SP PC": blocked, but not inside a system call. */
 		out->state = PROCFS_SYSCALL_NOT_IN_SYSCALL;
 	} else {
+		/* Outside a system call, x86-64 and arm64 say -1. */
 		if (nr < 0)
 			return -EINVAL;
 		out->state = PROCFS_SYSCALL_BLOCKED;
 		for (int i = 0; i < 6; i++)
-			if (!skip_blanks(&c) || !parse_0xhex(&c, &out->args[i]))
+			if (!expect(&c, ' ') || !parse_0xhex(&c, &out->args[i]))
 				return -EINVAL;
 	}
-	if (!skip_blanks(&c) || !parse_0xhex(&c, &out->sp) ||
-	    !skip_blanks(&c) || !parse_0xhex(&c, &out->pc))
+	if (!expect(&c, ' ') || !parse_0xhex(&c, &out->sp) ||
+	    !expect(&c, ' ') || !parse_0xhex(&c, &out->pc) ||
+	    !expect(&c, '\n') || c.p != c.end)
 		return -EINVAL;
 	return 0;
 }

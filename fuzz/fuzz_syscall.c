@@ -1,7 +1,8 @@
 /*
  * /proc/PID/task/TID/syscall and .../schedstat, the two one-line files the
- * engine reads about a blocked thread.  What the syscall parser accepts must
- * mean the same once written back the way the kernel writes it.
+ * engine reads about a blocked thread.  The syscall parser accepts only what
+ * the kernel writes: written back the way the kernel writes it, what it
+ * accepted must come out byte for byte, and parse to the same.
  */
 #include <inttypes.h>
 #include <string.h>
@@ -9,7 +10,8 @@
 #include "fuzz.h"
 #include "procfs.h"
 
-static void syscall_round_trip(const struct procfs_syscall *a)
+static void syscall_round_trip(const struct procfs_syscall *a, const char *text,
+			       size_t size)
 {
 	struct procfs_syscall b;
 	char line[512];
@@ -36,6 +38,7 @@ static void syscall_round_trip(const struct procfs_syscall *a)
 	default:
 		FUZZ_CHECK(!"unknown state");
 	}
+	FUZZ_CHECK((size_t)n == size && memcmp(line, text, size) == 0);
 	FUZZ_CHECK(procfs_parse_syscall(line, (size_t)n, &b) == 0);
 	FUZZ_CHECK(memcmp(a, &b, sizeof b) == 0);
 }
@@ -47,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct procfs_syscall sc;
 
 	if (procfs_parse_syscall(text, size, &sc) == 0)
-		syscall_round_trip(&sc);
+		syscall_round_trip(&sc, text, size);
 	procfs_parse_schedstat(text, size, &ss);
 	return 0;
 }
