@@ -216,7 +216,10 @@ static void main_help(FILE *f)
 		   "Commands:\n");
 	for (size_t i = 0; i < ncommands; i++)
 		fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
-	fprintf(f, "\nRun 'perch COMMAND --help' for the options of a command.\n");
+	fprintf(f, "\nDurations are a decimal number and a unit: us, ms, s, m (or min), h, d;\n"
+		   "several add up (500ms, 1.5s, 1h30m); a bare number is seconds.  Rates are\n"
+		   "hertz: 99, 99hz, 1khz.  No other form (0x1e, 1e3, .5) is accepted.\n"
+		   "\nRun 'perch COMMAND --help' for the options of a command.\n");
 }
 
 int main(int argc, char **argv)

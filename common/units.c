@@ -1,26 +1,52 @@
 #include "units.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-/* A number and a unit suffix; *rest points after the suffix. */
+static bool digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/*
+ * A decimal number as users write one: digits, optionally a point and more
+ * digits.  Not strtod, which also takes "0x1e" (hex), "1e3", "inf", "nan",
+ * a leading point or blank, and the locale's decimal comma.
+ */
+static int decimal(const char *s, double *value, const char **end)
+{
+	double v = 0, num = 0, den = 1;
+	const char *p = s;
+
+	if (!digit(*p))
+		return -EINVAL;
+	for (; digit(*p); p++)
+		v = v * 10 + (*p - '0');
+	if (*p == '.') {
+		if (!digit(*++p))
+			return -EINVAL;
+		/* Up to 15 digits num and den stay exact; no option needs more. */
+		for (int n = 0; digit(*p); p++, n++)
+			if (n < 15) {
+				num = num * 10 + (*p - '0');
+				den *= 10;
+			}
+	}
+	*value = v + num / den;
+	*end = p;
+	return isfinite(*value) ? 0 : -EINVAL;
+}
+
+/* A number and a unit suffix of letters; *rest points after the suffix. */
 static int number_unit(const char *s, double *value, const char **unit,
 		       size_t *unit_len, const char **rest)
 {
-	char *end;
-	const char *u;
+	const char *end, *u;
 
-	/* strtod would skip any leading white space and take a sign. */
-	if (*s == '\0' || *s == '-' || *s == '+' || isspace((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	*value = strtod(s, &end);
-	if (errno != 0 || end == s || !isfinite(*value) || *value < 0)
+	if (decimal(s, value, &end) < 0)
 		return -EINVAL;
 	for (u = end; (*u >= 'a' && *u <= 'z') || (*u >= 'A' && *u <= 'Z'); u++)
 		;
@@ -40,9 +66,10 @@ static int duration_scale(const char *unit, size_t len, double *scale)
 		{ "m", 60 }, { "min", 60 }, { "h", 3600 }, { "d", 86400 },
 	};
 
+	/* Lower case only: "5M" could as well mean months, or mega. */
 	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
 		if (strlen(units[i].name) == len &&
-		    strncasecmp(units[i].name, unit, len) == 0) {
+		    strncmp(units[i].name, unit, len) == 0) {
 			*scale = units[i].seconds;
 			return 0;
 		}

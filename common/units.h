@@ -1,12 +1,15 @@
 /*
- * Parsing the numbers users type: durations ("30", "30s", "500ms", "5m",
- * "1h", "2d", "1h30m") and rates ("99", "99hz", "1khz").  Strict: the whole
- * string must parse, no negative, NaN or infinite values.
+ * Parsing the numbers users type: durations ("30", "30s", "1.5s", "500ms",
+ * "5m", "1h", "2d", "1h30m") and rates ("99", "99hz", "1khz").  Strict: the
+ * whole string must parse; a number is decimal digits with an optional
+ * fraction ("1.5", not ".5", "5.", "1e3", "0x1e", "inf" or "nan"); duration
+ * units are lower case (us, ms, s, m or min, h, d), rate units any case
+ * (Hz, kHz); a bare number is seconds or hertz, and only alone.
  */
 #ifndef PERCH_UNITS_H
 #define PERCH_UNITS_H
 
-/* Seconds; 0 only for "0".  Returns 0 or -EINVAL. */
+/* Seconds, at most 1e9 (31 years).  Returns 0 or -EINVAL. */
 int units_parse_duration(const char *s, double *seconds);
 
 /* Hertz, within [min, max].  Returns 0, -EINVAL or -ERANGE. */
