@@ -48,6 +48,34 @@ static int connect_to(const char *path)
 }
 
 /*
+ * Whoever listens on the socket reads every request and writes the replies
+ * perch prints: a socket another user put at the path first (a shared
+ * directory, a daemon that is not running) must not get them.  The peer's
+ * credentials are the kernel's, taken when it called listen(2).  Only root's
+ * daemon or one of the user's own is accepted: another user's perchd, even
+ * one whose --group lets us in, runs without root and could not trace our
+ * processes anyway.
+ */
+static int check_peer(int fd, const char *path, char **cause)
+{
+	struct ucred cred;
+	socklen_t len = sizeof cred;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
+		int err = errno;
+
+		*cause = xasprintf("cannot tell who listens on %s: %s", path, strerror(err));
+		return -err;
+	}
+	if (cred.uid == 0 || cred.uid == geteuid())
+		return 0;
+	*cause = xasprintf("refusing the daemon at %s: it runs as uid %u, neither root nor "
+			   "you (uid %u); someone else may have put a socket there",
+			   path, (unsigned int)cred.uid, (unsigned int)geteuid());
+	return -EPERM;
+}
+
+/*
  * $PERCH_DAEMON, else perchd next to this perch: the build tree
  * (client/perch, daemon/perchd) or an installation (bin/perch,
  * sbin/perchd), else perchd on the PATH.
@@ -107,12 +135,11 @@ int conn_open(const char *socket_path, const char *db_path, bool autostart,
 	      struct conn **out, char **cause)
 {
 	struct conn *c;
-	int fd = connect_to(socket_path);
+	int fd = connect_to(socket_path), rc;
 
 	*cause = NULL;
 	if (fd < 0 && autostart && (fd == -ENOENT || fd == -ECONNREFUSED)) {
-		int rc = start_daemon(socket_path, db_path, cause);
-
+		rc = start_daemon(socket_path, db_path, cause);
 		if (rc < 0)
 			return rc;
 		fd = connect_to(socket_path);
@@ -122,6 +149,11 @@ int conn_open(const char *socket_path, const char *db_path, bool autostart,
 				   strerror(-fd), fd == -ENOENT || fd == -ECONNREFUSED ?
 				   " (is perchd running?)" : "");
 		return fd;
+	}
+	rc = check_peer(fd, socket_path, cause);
+	if (rc < 0) {
+		close(fd);
+		return rc;
 	}
 	c = xcalloc(1, sizeof *c);
 	c->fd = fd;

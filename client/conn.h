@@ -14,8 +14,9 @@ struct conn;
 
 /*
  * Connects to socket_path, starting `perchd --socket socket_path --db
- * db_path` if nobody listens and autostart is set.  Returns 0 or a negative
- * errno with a one-line *cause (caller frees).
+ * db_path` if nobody listens and autostart is set.  Whoever listens must be
+ * root or the user (SO_PEERCRED), else -EPERM before anything is sent.
+ * Returns 0 or a negative errno with a one-line *cause (caller frees).
  */
 int conn_open(const char *socket_path, const char *db_path, bool autostart,
 	      struct conn **out, char **cause);

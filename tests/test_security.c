@@ -1263,6 +1263,138 @@ static void test_umask(void **state)
 	daemon_stop(f);
 }
 
+/* ---- 7: the client checks who listens ------------------------------------ */
+
+/*
+ * As uid, listens on path and takes one connection: what the client sends
+ * (until it closes, or a line) comes back through *report once the helper
+ * is done.  The helper answers a request line as a daemon would not: with
+ * a made-up session, as a squatter feeding fake replies would.
+ */
+static pid_t fake_daemon(struct fx *f, uid_t uid, const char *path, int *report)
+{
+	int ready[2], rep[2];
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe2(ready, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(rep, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct sockaddr_un a = { .sun_family = AF_UNIX };
+		struct pollfd p;
+		char buf[4096];
+		size_t len = 0;
+		ssize_t n;
+		int lfd, fd;
+
+		close(ready[0]);
+		close(rep[0]);
+		drop_to(uid);
+		/* Anyone may connect, as a squatter would want. */
+		umask(0);
+		snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+		lfd = socket(AF_UNIX, SOCK_STREAM, 0);
+		if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 ||
+		    listen(lfd, 4) < 0 || write(ready[1], "r", 1) != 1)
+			_exit(1);
+		p = (struct pollfd){ lfd, POLLIN, 0 };
+		if (poll(&p, 1, 20000) != 1 || (fd = accept(lfd, NULL, NULL)) < 0)
+			_exit(2);
+		p = (struct pollfd){ fd, POLLIN, 0 };
+		while (len < sizeof buf && memchr(buf, '\n', len) == NULL &&
+		       poll(&p, 1, 10000) == 1 && (n = read(fd, buf + len, sizeof buf - len)) > 0)
+			len += (size_t)n;
+		if (memchr(buf, '\n', len) != NULL)
+			dprintf(fd, "{\"v\":1,\"id\":1,\"ok\":true,\"session\":4242,\"pid\":1}\n");
+		if (len > 0 && write(rep[1], buf, len) != (ssize_t)len)
+			_exit(3);
+		_exit(0);
+	}
+	track(f, pid);
+	close(ready[1]);
+	close(rep[1]);
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	close(ready[0]);
+	*report = rep[0];
+	return pid;
+}
+
+/* What the fake daemon was sent; waits for it to end. */
+static char *fake_daemon_got(struct fx *f, pid_t pid, int report)
+{
+	char *got = slurp_fd(report);
+
+	close(report);
+	assert_int_equal(wait_exit(pid, 25000), 0);
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (f->procs[i] == pid)
+			f->procs[i] = 0;
+	return got;
+}
+
+/*
+ * A socket in a shared directory taken by another user before perchd (or
+ * instead of it): perch refuses it, naming its uid and the path, and sends
+ * nothing.  The user's own listener and root's perchd are talked to.
+ */
+static void test_client_checks_daemon(void **state)
+{
+	struct fx *f = *state;
+	char pub[96], *out, *err, *got, p[24];
+	int report, code;
+	struct child b;
+	pid_t fake;
+
+	need_root();
+	snprintf(pub, sizeof pub, "%s/pub", f->dir);
+	assert_int_equal(mkdir(pub, 0700), 0);
+	assert_int_equal(chmod(pub, 01777), 0);
+	snprintf(f->sock, sizeof f->sock, "%s/perch.sock", pub);
+	burner_as(&b, NOBODY);
+
+	fake = fake_daemon(f, OTHER, f->sock, &report);
+	code = perch_as(f, NOBODY, &out, &err, "record", "-p", num(p, b.pid), "-d", "1", NULL);
+	if (strstr(err, f->sock) == NULL)
+		fail_msg("the refusal does not name %s: %s", f->sock, err);
+	assert_refusal(code, out, err, "runs as uid 64123");
+	got = fake_daemon_got(f, fake, report);
+	assert_string_equal(got, "");
+	free(got);
+	/* Root is refused such a daemon too (it is nobody's to trust). */
+	assert_int_equal(unlink(f->sock), 0);
+	fake = fake_daemon(f, OTHER, f->sock, &report);
+	code = perch_as(f, 0, &out, &err, "status", NULL);
+	assert_refusal(code, out, err, "runs as uid 64123");
+	got = fake_daemon_got(f, fake, report);
+	assert_string_equal(got, "");
+	free(got);
+
+	/* The user's own listener is a daemon of theirs: it gets the request. */
+	assert_int_equal(unlink(f->sock), 0);
+	fake = fake_daemon(f, NOBODY, f->sock, &report);
+	code = perch_as(f, NOBODY, &out, &err, "record", "-p", num(p, b.pid), "-d", "1", NULL);
+	print_message("  own listener: exit %d, stderr %s", code, err);
+	free(out);
+	free(err);
+	got = fake_daemon_got(f, fake, report);
+	if (strstr(got, "\"start\"") == NULL || strstr(got, num(p, b.pid)) == NULL)
+		fail_msg("nobody's own listener did not get the start request: '%s'", got);
+	free(got);
+
+	/* Root's perchd, reachable by nobody through --group. */
+	assert_int_equal(unlink(f->sock), 0);
+	daemon_start(f, (const char *const[]){ "--group", "65534", NULL });
+	code = perch_as(f, NOBODY, &out, &err, "status", NULL);
+	print_message("  root's perchd: exit %d, stderr %s", code, err);
+	assert_int_equal(code, 0);
+	free(out);
+	free(err);
+	daemon_stop(f);
+	assert_int_equal(child_quit(&b), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1272,6 +1404,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_socket_squatting, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unsafe_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_umask, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_client_checks_daemon, setup, teardown),
 	};
 
 	/* Replies and helpers' pipes must not kill the test on a closed end. */
