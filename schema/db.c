@@ -363,6 +363,27 @@ static int prepare_ro(sqlite3 *db, const char *path, char **cause)
 	return check_info(&info, path, DB_READ_ONLY, cause);
 }
 
+/*
+ * What every connection goes through once SQLite has it: the checks of the
+ * file's identity and version (and, read-write, the migration).  Closes db
+ * on failure.
+ */
+static int finish_open(sqlite3 *db, const char *path, enum db_mode mode,
+		       sqlite3 **out, char **cause)
+{
+	int r;
+
+	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
+	r = mode == DB_READ_ONLY ? prepare_ro(db, path, cause) :
+				   prepare_rw(db, path, cause);
+	if (r < 0 || (r = exec(db, "PRAGMA foreign_keys = ON", path, cause)) < 0) {
+		sqlite3_close(db);
+		return r;
+	}
+	*out = db;
+	return 0;
+}
+
 int db_open(const char *path, enum db_mode mode, sqlite3 **out, char **cause)
 {
 	int flags = mode == DB_READ_ONLY ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
@@ -386,17 +407,48 @@ int db_open(const char *path, enum db_mode mode, sqlite3 **out, char **cause)
 	}
 	if (rc != SQLITE_OK) {
 		r = fail(db, rc, path, cause);
-		goto close;
+		sqlite3_close(db);
+		return r;
 	}
-	sqlite3_busy_timeout(db, BUSY_TIMEOUT_MS);
-	r = mode == DB_READ_ONLY ? prepare_ro(db, path, cause) :
-				   prepare_rw(db, path, cause);
-	if (r < 0 || (r = exec(db, "PRAGMA foreign_keys = ON", path, cause)) < 0)
-		goto close;
-	*out = db;
-	return 0;
+	return finish_open(db, path, mode, out, cause);
+}
 
-close:
-	sqlite3_close(db);
-	return r;
+int db_open_image(const void *data, size_t size, const char *name,
+		  sqlite3 **out, char **cause)
+{
+	unsigned char *copy;
+	sqlite3 *db = NULL;
+	int rc, r;
+
+	*out = NULL;
+	*cause = NULL;
+	rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE, NULL);
+	copy = sqlite3_malloc64(size > 0 ? size : 1);
+	if (db == NULL || copy == NULL) {
+		sqlite3_free(copy);
+		sqlite3_close(db);
+		*cause = xasprintf("%s: out of memory", name);
+		return -ENOMEM;
+	}
+	memcpy(copy, data, size);
+	/*
+	 * A file in WAL mode says so in its header (bytes 18 and 19 are 2).
+	 * An image has no -wal beside it, and a reader of the file alone sees
+	 * what a rollback-mode header (1) gives: the memory VFS has no WAL.
+	 */
+	if (size > 19 && copy[18] == 2 && copy[19] == 2)
+		copy[18] = copy[19] = 1;
+	if (rc == SQLITE_OK)
+		rc = sqlite3_deserialize(db, "main", copy, (sqlite3_int64)size,
+					 (sqlite3_int64)size,
+					 SQLITE_DESERIALIZE_FREEONCLOSE |
+					 SQLITE_DESERIALIZE_READONLY);
+	else
+		sqlite3_free(copy);
+	if (rc != SQLITE_OK) {
+		r = fail(db, rc, name, cause);
+		sqlite3_close(db);
+		return r;
+	}
+	return finish_open(db, name, DB_READ_ONLY, out, cause);
 }

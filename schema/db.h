@@ -14,6 +14,7 @@
 #ifndef PERCH_DB_H
 #define PERCH_DB_H
 
+#include <stddef.h>
 #include <sqlite3.h>
 
 #define PERCH_SCHEMA_VERSION 1
@@ -32,5 +33,14 @@ enum db_mode {
  * of open(2) and SQLite as they come (-EISDIR, -EROFS, -ENOSPC, -EBUSY...).
  */
 int db_open(const char *path, enum db_mode mode, sqlite3 **out, char **cause);
+
+/*
+ * Opens a copy of the size bytes at data, the contents of a database file,
+ * read-only and held in memory, as db_open opens a file read-only: the same
+ * checks and the same errors, with name in the messages.  The connection
+ * owns its copy; the caller keeps data.
+ */
+int db_open_image(const void *data, size_t size, const char *name,
+		  sqlite3 **out, char **cause);
 
 #endif
