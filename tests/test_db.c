@@ -1,7 +1,8 @@
 /*
  * Tests of db_open: creating, reopening and upgrading perch's database,
  * refusing (and never touching) files that are not ours, newer, corrupt or
- * not permitted, and reading while another connection writes.
+ * not permitted, and reading while another connection writes; and of
+ * db_open_image, which must judge a file's bytes as db_open judges the file.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -212,12 +213,29 @@ static void assert_unchanged(const char *path, struct snapshot *before)
 	free(before->bytes);
 }
 
-static void refused_both_ways(const char *path, int err, const char *msg)
+/* db_open_image on the bytes of path, named path. */
+static void image_fails(const struct snapshot *file, const char *path, int err,
+			const char *msg)
+{
+	sqlite3 *db = (sqlite3 *)&db;
+	char *cause;
+
+	assert_int_equal(db_open_image(file->bytes, file->len, path, &db, &cause), err);
+	assert_null(db);
+	assert_non_null(cause);
+	if (strstr(cause, msg) == NULL)
+		fail_msg("message \"%s\" lacks \"%s\"", cause, msg);
+	free(cause);
+}
+
+/* Read-write, read-only, and its bytes as an image. */
+static void refused_every_way(const char *path, int err, const char *msg)
 {
 	struct snapshot before = take(path);
 
 	open_fails(path, DB_READ_WRITE, err, msg);
 	open_fails(path, DB_READ_ONLY, err, msg);
+	image_fails(&before, path, err, msg);
 	assert_unchanged(path, &before);
 }
 
@@ -331,6 +349,36 @@ static void test_reopen(void **state)
 	sqlite3_close(db);
 }
 
+/*
+ * A file's bytes opened in memory: read as the file is read, never written;
+ * the WAL-mode header of a file perchd wrote does not stop it.
+ */
+static void test_image(void **state)
+{
+	struct fixture *f = *state;
+	char *msg = xasprintf("no database at %s (the file is empty)", f->path);
+	struct snapshot file, empty = { 0 };
+	sqlite3 *db;
+	char *cause;
+
+	make_perch_db(f->path, 3);
+	file = take(f->path);
+	assert_true(file.len > 19);
+	assert_int_equal(file.bytes[18], 2);
+	assert_int_equal(db_open_image(file.bytes, file.len, f->path, &db, &cause), 0);
+	assert_null(cause);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sessions"), 3);
+	assert_int_equal(query_int(db, "PRAGMA foreign_keys"), 1);
+	assert_int_equal(sqlite3_exec(db, "DELETE FROM sessions", NULL, NULL, NULL),
+			 SQLITE_READONLY);
+	sqlite3_close(db);
+	assert_unchanged(f->path, &file);
+
+	empty.bytes = "";
+	image_fails(&empty, f->path, -ENOENT, msg);
+	free(msg);
+}
+
 static void test_foreign_keys_cascade(void **state)
 {
 	struct fixture *f = *state;
@@ -389,7 +437,7 @@ static void test_newer_refused(void **state)
 	db = raw_open(f->path);
 	exec_ok(db, bump);
 	sqlite3_close(db);
-	refused_both_ways(f->path, -EPROTO, msg);
+	refused_every_way(f->path, -EPROTO, msg);
 	free(bump);
 	free(msg);
 }
@@ -402,14 +450,14 @@ static void test_foreign_refused(void **state)
 
 	exec_ok(db, "CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('mine')");
 	sqlite3_close(db);
-	refused_both_ways(f->path, -EINVAL, msg);
+	refused_every_way(f->path, -EINVAL, msg);
 
 	/* Another program's id, in WAL mode, and no tables at all. */
 	unlink(f->path);
 	db = raw_open(f->path);
 	exec_ok(db, "PRAGMA journal_mode = WAL; PRAGMA application_id = 42");
 	sqlite3_close(db);
-	refused_both_ways(f->path, -EINVAL, msg);
+	refused_every_way(f->path, -EINVAL, msg);
 	free(msg);
 }
 
@@ -431,13 +479,13 @@ static void test_garbage_refused(void **state)
 	for (size_t i = 0; i < sizeof junk; i++)
 		junk[i] = (unsigned char)(i * 7919 >> 3);
 	write_file(f->path, junk, sizeof junk);
-	refused_both_ways(f->path, -EIO, msg);
+	refused_every_way(f->path, -EIO, msg);
 	write_file(f->path, "hello\n", 6);
-	refused_both_ways(f->path, -EIO, msg);
+	refused_every_way(f->path, -EIO, msg);
 	/* The right magic, nothing sensible after it. */
 	memcpy(junk, "SQLite format 3", 16);
 	write_file(f->path, junk, sizeof junk);
-	refused_both_ways(f->path, -EIO, msg);
+	refused_every_way(f->path, -EIO, msg);
 	/* SQLite never got far enough to make its side files. */
 	assert_false(exists(f->path, "-wal"));
 	assert_false(exists(f->path, "-shm"));
@@ -454,11 +502,11 @@ static void test_truncated_refused(void **state)
 	assert_int_equal(stat(f->path, &st), 0);
 	assert_true(st.st_size > 100 * 4096);
 	assert_int_equal(truncate(f->path, st.st_size / 2), 0);
-	refused_both_ways(f->path, -EIO, msg);
+	refused_every_way(f->path, -EIO, msg);
 	assert_int_equal(truncate(f->path, 4096), 0);
-	refused_both_ways(f->path, -EIO, msg);
+	refused_every_way(f->path, -EIO, msg);
 	assert_int_equal(truncate(f->path, 60), 0);
-	refused_both_ways(f->path, -EIO, msg);
+	refused_every_way(f->path, -EIO, msg);
 	free(msg);
 }
 
@@ -728,6 +776,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_create_race, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_foreign_keys_cascade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_missing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_missing_directory, setup, teardown),
