@@ -636,12 +636,23 @@ static void begin_thread(struct target *t, struct tstate *ts)
 		ts->step = STEP_REUSED;
 		return;
 	}
+	if (read_stat(ts, &ts->st) < 0 || ts->st.state == 'Z' || ts->st.state == 'X') {
+		ts->step = STEP_GONE;
+		return;
+	}
 	/*
-	 * The state first, then the counters again: a thread that runs and
-	 * blocks again between the two reads shows in the counters.
+	 * A running thread is stopped: its syscall file would only say
+	 * "running", and its counters only matter for one that is not.
 	 */
-	if (read_stat(ts, &ts->st) < 0 || read_sched(ts, &ts->run_ns, &ts->switches) < 0 ||
-	    ts->st.state == 'Z' || ts->st.state == 'X') {
+	if (ts->st.state == 'R') {
+		start_stop(t, ts);
+		return;
+	}
+	/*
+	 * Not running: the counters again, after the state, so that a thread
+	 * that ran and blocked again between the two reads shows in them.
+	 */
+	if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
 		ts->step = STEP_GONE;
 		return;
 	}
