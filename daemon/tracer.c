@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
@@ -271,6 +272,22 @@ static bool step(struct tracer_job *j, bool block,
 	return true;
 }
 
+/* CPUs this process may run on, minus the tracer's own. */
+static size_t other_cpus(void)
+{
+	static _Atomic size_t cached;	/* affinity is set at start-up only */
+	size_t n = atomic_load_explicit(&cached, memory_order_relaxed);
+	cpu_set_t set;
+
+	if (n == 0) {
+		n = sched_getaffinity(0, sizeof set, &set) == 0 ? (size_t)CPU_COUNT(&set) : 1;
+		if (n == 0)
+			n = 1;
+		atomic_store_explicit(&cached, n, memory_order_relaxed);
+	}
+	return n - 1;
+}
+
 /*
  * One pass over the pending jobs; returns how many are still pending, and
  * whether one of them last ran on our CPU (polling would keep it from
@@ -288,6 +305,12 @@ static size_t sweep(struct tracer_job **jobs, size_t n, bool *no_poll,
 		pending++;
 		*no_poll |= (jobs[i]->flags & TRACER_NO_POLL) != 0;
 	}
+	/*
+	 * More threads to stop than other CPUs to stop on: at least one of
+	 * them needs the CPU a polling (real-time) tracer holds, so polling
+	 * only delays the stops it waits for and burns the target's CPU.
+	 */
+	*no_poll |= pending > other_cpus();
 	return pending;
 }
 
