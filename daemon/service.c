@@ -15,9 +15,11 @@
 #include "protocol.h"
 #include "session.h"
 #include "store.h"
+#include "symbolizer.h"
 #include "xalloc.h"
 
 #define ENDED_KEPT 64
+#define TRIM_EVERY_MS 60000
 
 struct service {
 	uv_loop_t *loop;
@@ -38,6 +40,7 @@ struct service {
 	size_t nschedules;
 	uv_timer_t schedule_timer;
 	uv_timer_t shutdown_timer;
+	uv_timer_t trim_timer;
 	/* The last sessions that ended, for clients following one to its end. */
 	json_object *past[ENDED_KEPT];
 	size_t past_next;
@@ -399,6 +402,17 @@ static void fire(struct service *sv, const struct store_schedule *sc, uint64_t n
 	free(pids);
 }
 
+/*
+ * Sessions leave the symbols they loaded to the next ones (see
+ * symbolizer.h); this frees what no session has used for ten minutes, so
+ * that an idle daemon gives its memory back.
+ */
+static void on_trim_timer(uv_timer_t *h)
+{
+	(void)h;
+	symbolizer_trim(false);
+}
+
 static void on_schedule_timer(uv_timer_t *h)
 {
 	struct service *sv = h->data;
@@ -617,8 +631,11 @@ int service_create(uv_loop_t *loop, const struct service_opts *opts,
 	uv_async_init(loop, &sv->ended_async, on_ended);
 	uv_timer_init(loop, &sv->schedule_timer);
 	uv_timer_init(loop, &sv->shutdown_timer);
+	uv_timer_init(loop, &sv->trim_timer);
 	sv->ended_async.data = sv->schedule_timer.data = sv->shutdown_timer.data = sv;
-	sv->open_handles = 3;
+	sv->trim_timer.data = sv;
+	uv_timer_start(&sv->trim_timer, on_trim_timer, TRIM_EVERY_MS, TRIM_EVERY_MS);
+	sv->open_handles = 4;
 	retention(sv, -1);
 	arm_schedules(sv);
 	*out = sv;
@@ -649,9 +666,11 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void finish_shutdown(struct service *sv)
 {
+	symbolizer_trim(true);
 	uv_close((uv_handle_t *)&sv->ended_async, on_handle_closed);
 	uv_close((uv_handle_t *)&sv->schedule_timer, on_handle_closed);
 	uv_close((uv_handle_t *)&sv->shutdown_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&sv->trim_timer, on_handle_closed);
 }
 
 void service_shutdown(struct service *sv, void (*done)(void *arg), void *arg)
@@ -662,6 +681,7 @@ void service_shutdown(struct service *sv, void (*done)(void *arg), void *arg)
 	sv->done = done;
 	sv->done_arg = arg;
 	uv_timer_stop(&sv->schedule_timer);
+	uv_timer_stop(&sv->trim_timer);
 	for (size_t i = 0; i < sv->nactive; i++)
 		session_stop(sv->active[i]);
 	if (sv->nactive == 0)

@@ -8,8 +8,10 @@
  * arena until symbolizer_free; strings are interned, so a function name or
  * source file is stored once however many addresses it covers.
  *
- * Each elf_file gets its own Dwfl with one module at base 0, so libdwfl
- * addresses are the ELF virtual addresses the caller passes.
+ * Each ELF file gets its own Dwfl with one module at base 0, so libdwfl
+ * addresses are the ELF virtual addresses the caller passes.  Those modules
+ * are shared between symbolizers (module_acquire); everything else is per
+ * symbolizer.
  */
 #include "symbolizer.h"
 
@@ -21,8 +23,10 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "procfs.h"
@@ -56,18 +60,41 @@ struct result {
 	const struct sym_frame *frames;
 };
 
-/* The libdwfl view of one elf_file; userdata of its Dwfl_Module. */
+/*
+ * The libdwfl view of one ELF file; userdata of its Dwfl_Module.  A file
+ * with a build-id is one module for every symbolizer of the process (see
+ * module_acquire); the module owns what it needs of the file, so it outlives
+ * the elf_file of the target that first asked for it.
+ */
 struct module {
-	const struct elf_file *f;
+	char key[160];		/* build-id and size when shared, else "" */
+	unsigned int refs;	/* symbolizers using a shared one (shared.lock) */
+	uint64_t idle_since;	/* when refs fell to 0 */
+	pthread_mutex_t lock;	/* libdw handles are not thread-safe */
+	int fd;			/* own descriptor of the file, or -1 */
+	unsigned char *copy;	/* writable copy of an in-memory image */
+	size_t size;
+	char *path;
 	Dwfl *dwfl;
 	Dwfl_Module *mod;	/* NULL when libdwfl cannot take the file */
-	unsigned char *copy;	/* writable copy of an in-memory image */
 	/* Symbol and section boundaries, sorted; bounds[0] is 0. */
 	uint64_t *bounds;
 	size_t nbounds;
-	/* The symbol name at bounds[i] ([2i]) and after it ([2i + 1]). */
-	const char **names;
+	/*
+	 * The symbol name at bounds[i] ([2i]) and after it ([2i + 1]),
+	 * demangled, owned; NULL for none, not_asked until looked up.
+	 */
+	char **names;
 };
+
+/* Which module serves one elf_file of this symbolizer's target. */
+struct modref {
+	const struct elf_file *f;
+	struct module *m;
+};
+
+/* Marks an interval whose symbol libdwfl was not asked for yet. */
+static char not_asked[] = "";
 
 struct jit_sym {
 	uint64_t start, end;
@@ -93,7 +120,7 @@ struct symbolizer {
 	size_t nstrings, capstrings;
 	struct result *results;
 	size_t nresults, capresults;
-	struct module **mods;
+	struct modref *mods;
 	size_t nmods, capmods;
 	struct sym_frame tmp[MAX_INLINE_CHAIN + 1];	/* the lookup in progress */
 	size_t ntmp;
@@ -180,26 +207,33 @@ static const char *intern(struct symbolizer *s, const char *str)
 }
 
 /*
- * Interns a symbol name, demangled when it is a C++ (Itanium ABI) name and
- * without the symbol version some .symtab entries carry
- * ("pthread_cond_wait@@GLIBC_2.3.2"): a report groups by function, and one
- * function must not show up under two names.
+ * A symbol name as reports show it, allocated: demangled when it is a C++
+ * (Itanium ABI) name and without the symbol version some .symtab entries
+ * carry ("pthread_cond_wait@@GLIBC_2.3.2"): a report groups by function, and
+ * one function must not show up under two names.
  */
-static const char *intern_symbol(struct symbolizer *s, const char *name)
+static char *plain_symbol(const char *name)
 {
-	const char *at = strchr(name, '@'), *r;
+	const char *at = strchr(name, '@');
 	char *plain = NULL, *d;
 	int status;
 
 	if (at != NULL && at != name)
 		name = plain = xstrndup(name, (size_t)(at - name));
-	if (strncmp(name, "_Z", 2) != 0) {
-		r = intern(s, name);
-	} else {
-		d = __cxa_demangle(name, NULL, NULL, &status);
-		r = intern(s, d != NULL ? d : name);
-		free(d);
-	}
+	if (strncmp(name, "_Z", 2) != 0)
+		return plain != NULL ? plain : xstrdup(name);
+	d = __cxa_demangle(name, NULL, NULL, &status);
+	if (d == NULL)
+		return plain != NULL ? plain : xstrdup(name);
+	free(plain);
+	return d;
+}
+
+static const char *intern_symbol(struct symbolizer *s, const char *name)
+{
+	char *plain = plain_symbol(name);
+	const char *r = intern(s, plain);
+
 	free(plain);
 	return r;
 }
@@ -270,23 +304,17 @@ static int find_elf(Dwfl_Module *mod, void **userdata, const char *modname,
 		    Dwarf_Addr base, char **file_name, Elf **elfp)
 {
 	struct module *m = *userdata;
-	const struct elf_file *f = m->f;
 
 	(void)mod;
 	(void)modname;
 	(void)base;
-	if (f->fd >= 0) {
-		*elfp = elf_begin(f->fd, ELF_C_READ_MMAP_PRIVATE, NULL);
-	} else {
-		if (m->copy == NULL) {
-			m->copy = xmalloc(f->size);
-			memcpy(m->copy, f->image, f->size);
-		}
-		*elfp = elf_memory((char *)m->copy, f->size);
-	}
+	if (m->fd >= 0)
+		*elfp = elf_begin(m->fd, ELF_C_READ_MMAP_PRIVATE, NULL);
+	else if (m->copy != NULL)
+		*elfp = elf_memory((char *)m->copy, m->size);
 	/* On failure a file name would make libdwfl open it by path. */
 	if (*elfp != NULL)
-		*file_name = xstrdup(f->path);
+		*file_name = xstrdup(m->path);
 	return -1;
 }
 
@@ -324,21 +352,20 @@ static bool load_span(const struct elf_file *f, GElf_Addr *lo, GElf_Addr *hi)
 	return *lo < *hi;
 }
 
-static void report_module(struct module *m)
+static void report_module(struct module *m, const struct elf_file *f)
 {
 	GElf_Addr lo, hi;
 	Dwfl_Module *mod;
 	void **userdata;
 
 	/* ET_REL would make libdwfl lay out sections; no process maps one. */
-	if ((m->f->e_type != ET_EXEC && m->f->e_type != ET_DYN) ||
-	    !load_span(m->f, &lo, &hi))
+	if ((f->e_type != ET_EXEC && f->e_type != ET_DYN) || !load_span(f, &lo, &hi))
 		return;
 	m->dwfl = dwfl_begin(&dwfl_callbacks);
 	if (m->dwfl == NULL)
 		return;
 	dwfl_report_begin(m->dwfl);
-	mod = dwfl_report_module(m->dwfl, base_name(m->f->path), lo, hi);
+	mod = dwfl_report_module(m->dwfl, base_name(f->path), lo, hi);
 	dwfl_report_end(m->dwfl, NULL, NULL);
 	if (dwfl_module_info(mod, &userdata, NULL, NULL, NULL, NULL, NULL,
 			     NULL) == NULL)
@@ -347,26 +374,153 @@ static void report_module(struct module *m)
 	m->mod = mod;
 }
 
+static struct module *module_new(const struct elf_file *f, const char *key)
+{
+	struct module *m = xcalloc(1, sizeof *m);
+
+	snprintf(m->key, sizeof m->key, "%s", key);
+	pthread_mutex_init(&m->lock, NULL);
+	m->path = xstrdup(f->path);
+	m->size = f->size;
+	m->fd = f->fd >= 0 ? fcntl(f->fd, F_DUPFD_CLOEXEC, 0) : -1;
+	if (f->fd < 0 && f->image != NULL) {
+		m->copy = xmalloc(f->size);
+		memcpy(m->copy, f->image, f->size);
+	}
+	if (m->fd >= 0 || m->copy != NULL)
+		report_module(m, f);
+	return m;
+}
+
+static void module_free(struct module *m)
+{
+	if (m->names != NULL)
+		for (size_t i = 0; i < 2 * m->nbounds; i++)
+			if (m->names[i] != not_asked)
+				free(m->names[i]);
+	/* dwfl_end closes the Elf handles before their file or copy goes. */
+	dwfl_end(m->dwfl);
+	if (m->fd >= 0)
+		close(m->fd);
+	free(m->copy);
+	free(m->path);
+	free(m->bounds);
+	free(m->names);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+}
+
+/*
+ * Modules of files with a build-id are shared by every symbolizer of the
+ * process and kept SHARED_KEEP_NS after their last user goes: loading a
+ * module's DWARF is most of the cost of a new session (libdw inflates a
+ * compressed libc debug file, some 50 ms, before the first source line),
+ * and perchd profiles the same libraries again and again.  The key adds
+ * the file size to the build-id: a stripped and an unstripped copy of a
+ * file have the same build-id but not the same symbols.
+ */
+#ifndef SHARED_KEEP_NS
+#define SHARED_KEEP_NS (10 * 60 * 1000000000ull)
+#endif
+
+static struct {
+	pthread_mutex_t lock;
+	struct module **v;
+	size_t n, cap;
+} shared = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static uint64_t mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Frees the shared modules idle for longer than keep_ns; shared.lock held. */
+static void sweep_shared(uint64_t now, uint64_t keep_ns)
+{
+	for (size_t i = 0; i < shared.n;) {
+		struct module *m = shared.v[i];
+
+		if (m->refs == 0 && now - m->idle_since >= keep_ns) {
+			shared.v[i] = shared.v[--shared.n];
+			module_free(m);
+		} else {
+			i++;
+		}
+	}
+}
+
+static struct module *module_acquire(const struct elf_file *f)
+{
+	char key[sizeof ((struct module *)0)->key];
+	struct module *m = NULL;
+
+	if (f->build_id_hex[0] == '\0' || f->fd < 0)
+		return module_new(f, "");
+	snprintf(key, sizeof key, "%s:%zu", f->build_id_hex, f->size);
+	pthread_mutex_lock(&shared.lock);
+	sweep_shared(mono_now(), SHARED_KEEP_NS);
+	for (size_t i = 0; i < shared.n && m == NULL; i++)
+		if (strcmp(shared.v[i]->key, key) == 0)
+			m = shared.v[i];
+	if (m == NULL) {
+		m = module_new(f, key);
+		if (shared.n == shared.cap) {
+			shared.cap = shared.cap ? shared.cap * 2 : 16;
+			shared.v = xreallocarray(shared.v, shared.cap, sizeof *shared.v);
+		}
+		shared.v[shared.n++] = m;
+	}
+	m->refs++;
+	pthread_mutex_unlock(&shared.lock);
+	return m;
+}
+
+static void module_release(struct module *m)
+{
+	if (m->key[0] == '\0') {
+		module_free(m);
+		return;
+	}
+	pthread_mutex_lock(&shared.lock);
+	if (--m->refs == 0)
+		m->idle_since = mono_now();
+	sweep_shared(mono_now(), SHARED_KEEP_NS);
+	pthread_mutex_unlock(&shared.lock);
+}
+
+void symbolizer_trim(bool all)
+{
+	pthread_mutex_lock(&shared.lock);
+	sweep_shared(mono_now(), all ? 0 : SHARED_KEEP_NS);
+	pthread_mutex_unlock(&shared.lock);
+}
+
+size_t symbolizer_shared_modules(void)
+{
+	size_t n;
+
+	pthread_mutex_lock(&shared.lock);
+	n = shared.n;
+	pthread_mutex_unlock(&shared.lock);
+	return n;
+}
+
 static struct module *module_of(struct symbolizer *s, const struct elf_file *f)
 {
-	struct module *m;
-
 	for (size_t i = 0; i < s->nmods; i++)
-		if (s->mods[i]->f == f)
-			return s->mods[i];
+		if (s->mods[i].f == f)
+			return s->mods[i].m;
 	if (s->nmods == s->capmods) {
 		s->capmods = s->capmods ? s->capmods * 2 : 16;
 		s->mods = xreallocarray(s->mods, s->capmods, sizeof *s->mods);
 	}
-	m = xcalloc(1, sizeof *m);
-	m->f = f;
-	s->mods[s->nmods++] = m;
-	report_module(m);
-	return m;
+	s->mods[s->nmods] = (struct modref){ f, module_acquire(f) };
+	return s->mods[s->nmods++].m;
 }
 
-/* Marks an interval whose symbol libdwfl was not asked for yet. */
-static const char not_asked[] = "";
 
 static int u64_cmp(const void *a, const void *b)
 {
@@ -398,7 +552,8 @@ static void index_symbols(struct module *m)
 	Elf_Scn *scn = NULL;
 	GElf_Shdr sh;
 	GElf_Sym sym;
-	GElf_Addr value;
+	GElf_Addr value, bias;
+	Elf *elf = dwfl_module_getelf(m->mod, &bias);
 	size_t cap = 0, n = 1;
 
 	add_bound(m, &cap, 0);
@@ -409,7 +564,7 @@ static void index_symbols(struct module *m)
 		add_bound(m, &cap, value);
 		add_bound(m, &cap, value + sym.st_size);
 	}
-	while ((scn = elf_nextscn(m->f->elf, scn)) != NULL) {
+	while (elf != NULL && (scn = elf_nextscn(elf, scn)) != NULL) {
 		if (gelf_getshdr(scn, &sh) == NULL || !(sh.sh_flags & SHF_ALLOC))
 			continue;
 		add_bound(m, &cap, sh.sh_addr);
@@ -448,10 +603,9 @@ static const char *symbol_at(struct symbolizer *s, struct module *m,
 	slot = 2 * lo + (addr != m->bounds[lo]);
 	if (m->names[slot] == not_asked) {
 		name = dwfl_module_addrinfo(m->mod, addr, &off, &sym, NULL, NULL, NULL);
-		m->names[slot] = name != NULL && name[0] != '\0' ?
-				 intern_symbol(s, name) : NULL;
+		m->names[slot] = name != NULL && name[0] != '\0' ? plain_symbol(name) : NULL;
 	}
-	return m->names[slot];
+	return intern(s, m->names[slot]);
 }
 
 /* The functions (concrete subprograms and inlined instances) holding pc. */
@@ -613,11 +767,13 @@ static void symbolize(struct symbolizer *s, const struct elf_file *f,
 	s->ntmp = 0;
 	if (m->mod == NULL)
 		return;
+	pthread_mutex_lock(&m->lock);
 	func = symbol_at(s, m, addr);
 	src = dwfl_module_getsrc(m->mod, addr);
 	if (src != NULL)
 		file = intern(s, dwfl_lineinfo(src, NULL, &line, NULL, NULL, NULL));
 	expand_inlines(s, m->mod, addr, &func, &file, &line);
+	pthread_mutex_unlock(&m->lock);
 	if (func != NULL || file != NULL || s->ntmp > 0)
 		push_frame(s, func, file, line, false);
 }
@@ -832,14 +988,8 @@ void symbolizer_free(struct symbolizer *s)
 {
 	if (s == NULL)
 		return;
-	for (size_t i = 0; i < s->nmods; i++) {
-		/* dwfl_end closes the Elf handles before their copy goes. */
-		dwfl_end(s->mods[i]->dwfl);
-		free(s->mods[i]->copy);
-		free(s->mods[i]->bounds);
-		free(s->mods[i]->names);
-		free(s->mods[i]);
-	}
+	for (size_t i = 0; i < s->nmods; i++)
+		module_release(s->mods[i].m);
 	while (s->arena != NULL) {
 		struct arena_block *next = s->arena->next;
 

@@ -5,7 +5,10 @@
  * Results are cached by (ELF file identity, ELF virtual address), so they
  * stay valid across changes of the target's maps; one symbolizer serves one
  * target and is not thread-safe.  Every string handed out is owned by the
- * symbolizer and lives until symbolizer_free.
+ * symbolizer and lives until symbolizer_free.  What libdw loaded for a file
+ * with a build-id (its symbol table and DWARF, inflated) is shared by all the
+ * symbolizers of the process, which may run on different threads, and kept
+ * for ten minutes after the last of them is freed.
  *
  * Fallbacks, in order: DWARF (the file's own or a separate debug file found
  * by build-id under /usr/lib/debug/.build-id/), the ELF symbol tables
@@ -55,5 +58,14 @@ void symbolizer_lookup(struct symbolizer *s, struct elf_file *f,
 /* Symbolizes an address in no ELF file: perf map entry or "[unknown]". */
 void symbolizer_lookup_anon(struct symbolizer *s, uint64_t addr,
 			    struct sym_result *out);
+
+/*
+ * Frees the shared libdw data no symbolizer uses: all of it, or only what
+ * has been unused for ten minutes.  perchd calls it when idle.
+ */
+void symbolizer_trim(bool all);
+
+/* How many files' libdw data are held (in use or kept), for tests. */
+size_t symbolizer_shared_modules(void);
 
 #endif

@@ -228,6 +228,58 @@ static void test_libc(void **state)
 	assert_non_null(strstr(res.frames[res.n - 1].func, "getpid"));
 }
 
+/*
+ * Two symbolizers (two targets, each with its own elfcache) looking up the
+ * same library share what libdw loaded for it; it is kept when both are
+ * gone, until trimmed.
+ */
+static void test_shared_modules(void **state)
+{
+	struct env *e = *state;
+	struct elfcache *cache2 = elfcache_create();
+	struct symbolizer *s2 = symbolizer_create(getpid());
+	struct mapping *m = maps_find(&e->maps, libc_function("qsort"));
+	struct sym_result r1, r2;
+	struct elf_file *f1, *f2;
+	uint64_t vaddr;
+
+	/* The group's symbolizer holds what the tests before looked up. */
+	symbolizer_free(e->s);
+	e->s = symbolizer_create(getpid());
+	symbolizer_trim(true);
+	assert_int_equal(symbolizer_shared_modules(), 0);
+	f1 = self_file(e, libc_function("qsort"), &vaddr);
+	assert_true(f1->build_id_hex[0] != '\0');
+	symbolizer_lookup(e->s, f1, vaddr, false, &r1);
+	assert_int_equal(symbolizer_shared_modules(), 1);
+	assert_non_null(m);
+	assert_int_equal(elfcache_get(cache2, getpid(), m, &f2), 0);
+	assert_ptr_not_equal(f1, f2);
+	symbolizer_lookup(s2, f2, vaddr, false, &r2);
+	assert_int_equal(symbolizer_shared_modules(), 1);
+	assert_int_equal(r1.n, r2.n);
+	for (size_t i = 0; i < r1.n; i++) {
+		assert_string_equal(r1.frames[i].func, r2.frames[i].func);
+		assert_int_equal(r1.frames[i].line, r2.frames[i].line);
+		/* Strings belong to each symbolizer, not to the shared module. */
+		assert_ptr_not_equal(r1.frames[i].func, r2.frames[i].func);
+	}
+	symbolizer_free(s2);
+	elfcache_free(cache2);
+	symbolizer_free(e->s);
+	e->s = symbolizer_create(getpid());
+	symbolizer_trim(false);
+	assert_int_equal(symbolizer_shared_modules(), 1);
+	/* Kept: a new symbolizer finds the same answer without loading it again. */
+	symbolizer_lookup(e->s, f1, vaddr, false, &r2);
+	assert_string_equal(r2.frames[r2.n - 1].func, "qsort");
+	assert_int_equal(symbolizer_shared_modules(), 1);
+	symbolizer_free(e->s);
+	e->s = symbolizer_create(getpid());
+	symbolizer_trim(true);
+	assert_int_equal(symbolizer_shared_modules(), 0);
+}
+
 static char *read_file(const char *path, size_t *size)
 {
 	FILE *fp = fopen(path, "rb");
@@ -558,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_demangled),
 		cmocka_unit_test(test_cache_and_interning),
 		cmocka_unit_test(test_libc),
+		cmocka_unit_test(test_shared_modules),
 		cmocka_unit_test(test_stripped_executable),
 		cmocka_unit_test(test_stripped_library),
 		cmocka_unit_test(test_compressed_debug_info),
