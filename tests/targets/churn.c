@@ -20,16 +20,27 @@ static atomic_bool stop;
 static long rate = 1000;
 static double seconds = -1;
 static unsigned long created;
+static long work_us;		/* 0: a few microseconds of work */
 static volatile unsigned long sink;
 
+static uint64_t now_ns(void);
+
+/*
+ * Some 2000 multiplications (a few µs) per thread, or --work-us of them:
+ * a thread of a few tens of µs in all is over before a sampler that finds
+ * threads in /proc can list it, one of some hundred µs is not.
+ */
 static __attribute__((noinline, noclone)) unsigned long short_task(void)
 {
+	uint64_t end = work_us > 0 ? now_ns() + (uint64_t)work_us * 1000u : 0;
 	unsigned long x = 1;
 
-	for (int i = 0; i < 2000; i++) {
-		x = x * 6364136223846793005ul + 1442695040888963407ul;
-		__asm__ volatile("" : "+r"(x));
-	}
+	do {
+		for (int i = 0; i < 2000; i++) {
+			x = x * 6364136223846793005ul + 1442695040888963407ul;
+			__asm__ volatile("" : "+r"(x));
+		}
+	} while (end != 0 && now_ns() < end);
 	return x;
 }
 
@@ -100,7 +111,7 @@ static void wait_for_quit(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: churn [--rate R] [--seconds S]\n");
+	fprintf(stderr, "usage: churn [--rate R] [--seconds S] [--work-us US]\n");
 	exit(2);
 }
 
@@ -109,6 +120,7 @@ int main(int argc, char **argv)
 	static const struct option options[] = {
 		{ "rate", required_argument, NULL, 'r' },
 		{ "seconds", required_argument, NULL, 's' },
+		{ "work-us", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	pthread_t creator;
@@ -127,6 +139,11 @@ int main(int argc, char **argv)
 		case 's':
 			seconds = strtod(optarg, &end);
 			if (*end != '\0' || !(seconds >= 0))
+				usage();
+			break;
+		case 'w':
+			work_us = strtol(optarg, &end, 10);
+			if (*end != '\0' || work_us < 0 || work_us > 1000000)
 				usage();
 			break;
 		default:
