@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,12 +22,82 @@ static bool ids(const char *status, const char *key, unsigned long v[4])
 				   &v[0], &v[1], &v[2], &v[3]) == 4;
 }
 
-int access_check(pid_t pid, uid_t uid, gid_t gid, char **cause)
+static const char *scope_path(void)
+{
+	const char *path = getenv("PERCH_PTRACE_SCOPE_FILE");
+
+	return path != NULL && path[0] != '\0' ? path : ACCESS_SCOPE_PATH;
+}
+
+int access_ptrace_scope(void)
+{
+	char buf[32];
+	ssize_t n = procfs_read_path(scope_path(), buf, sizeof buf);
+
+	/* No file: a kernel without Yama, where the classic rule is all. */
+	if (n == -ENOENT)
+		return 0;
+	if (n < 0)
+		return (int)n;
+	if (n != 2 || buf[0] < '0' || buf[0] > '3' || buf[1] != '\n')
+		return -EINVAL;
+	return buf[0] - '0';
+}
+
+/*
+ * Whether pid is ancestor or one of its descendants, by the parent links of
+ * /proc/PID/stat: the real parent, which Yama's task_is_descendant follows
+ * too.  A "parent" that started after its child is a reused pid, not the
+ * parent (which has exited): the chain ends there.
+ */
+static bool descends(pid_t pid, pid_t ancestor)
+{
+	uint64_t child_start = UINT64_MAX;
+
+	for (int depth = 0; ancestor > 0 && pid > 0 && depth < 4096; depth++) {
+		char path[64], buf[1024];
+		struct procfs_stat st;
+		ssize_t n;
+
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+		n = procfs_read_path(path, buf, sizeof buf);
+		if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0 ||
+		    st.starttime > child_start)
+			return false;
+		if (pid == ancestor)
+			return true;
+		child_start = st.starttime;
+		pid = st.ppid;
+	}
+	return false;
+}
+
+/* What Yama (scope 1 to 3) says before the classic rule; 0 or -EPERM. */
+static int yama_check(int scope, pid_t pid, uid_t uid, char **cause)
+{
+	if (scope == 3) {
+		*cause = xasprintf("ptrace is disabled on this host (kernel.yama.ptrace_scope "
+				   "= 3): nobody, not even root, may trace process %d", (int)pid);
+		return -EPERM;
+	}
+	if (uid == 0 || scope == 0 || scope == 1)
+		return 0;
+	if (scope == 2)
+		*cause = xasprintf("not permitted: only root may trace processes on this host "
+				   "(kernel.yama.ptrace_scope = 2)");
+	else
+		*cause = xasprintf("not permitted: cannot read %s (%s), so only root may trace",
+				   scope_path(), strerror(-scope));
+	return -EPERM;
+}
+
+int access_check(pid_t pid, uid_t uid, gid_t gid, pid_t client, char **cause)
 {
 	char path[64], buf[4096];
 	unsigned long u[4], g[4];
 	struct stat st;
 	ssize_t n;
+	int scope, rc;
 
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
 	n = procfs_read_path(path, buf, sizeof buf);
@@ -34,6 +105,10 @@ int access_check(pid_t pid, uid_t uid, gid_t gid, char **cause)
 		*cause = xasprintf("no such process: %d", (int)pid);
 		return -ESRCH;
 	}
+	/* Read at every decision: root may change it at any time. */
+	scope = access_ptrace_scope();
+	if ((rc = yama_check(scope, pid, uid, cause)) < 0)
+		return rc;
 	if (uid == 0)
 		return 0;
 	if (u[0] != uid || u[1] != uid || u[2] != uid ||
@@ -51,6 +126,15 @@ int access_check(pid_t pid, uid_t uid, gid_t gid, char **cause)
 	if (stat(path, &st) < 0 || st.st_uid != uid) {
 		*cause = xasprintf("not permitted: process %d is not dumpable "
 				   "(setuid, or it asked not to be traced)", (int)pid);
+		return -EPERM;
+	}
+	if (scope == 1 && !descends(pid, client)) {
+		*cause = client > 0 ?
+			xasprintf("not permitted: process %d is not a descendant of the "
+				  "requesting process %d, and kernel.yama.ptrace_scope = 1 "
+				  "lets users trace only their descendants", (int)pid, (int)client) :
+			xasprintf("not permitted: kernel.yama.ptrace_scope = 1 lets users "
+				  "trace only their descendants, and a schedule has none");
 		return -EPERM;
 	}
 	return 0;
@@ -186,8 +270,7 @@ int access_find(const char *kind, const char *target, pid_t **pids)
 	}
 	closedir(d);
 	if (n > 1)
-		if (n > 1)
-			qsort(v, n, sizeof *v, by_start);
+		qsort(v, n, sizeof *v, by_start);
 	*pids = xcalloc(n ? n : 1, sizeof **pids);
 	for (size_t i = 0; i < n; i++)
 		(*pids)[i] = v[i].pid;

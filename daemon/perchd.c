@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "access.h"
 #include "log.h"
 #include "paths.h"
 #include "server.h"
@@ -348,6 +349,14 @@ static int prepare_paths(struct options *o, char **cause)
 	return rc < 0 ? rc : check_dirs(&o->db, false, cause);
 }
 
+/*
+ * Yama's scope 3 forbids every PTRACE_ATTACH and PTRACE_SEIZE until the next
+ * boot, root's too: perchd starts (sessions can be listed, schedules kept)
+ * but every start is refused.
+ */
+#define PTRACE_DISABLED "ptrace is disabled on this host (kernel.yama.ptrace_scope = 3): " \
+	"perchd can sample nothing until the next boot, and refuses every session"
+
 static int start(struct daemon *d, struct options *o, int ready_fd)
 {
 	struct service_opts so = {
@@ -382,6 +391,8 @@ static int start(struct daemon *d, struct options *o, int ready_fd)
 	uv_signal_start(&d->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d->sigint, on_signal, SIGINT);
 	log_info("listening on %s, database %s", o->socket, o->db);
+	if (access_ptrace_scope() == 3)
+		log_error("%s", PTRACE_DISABLED);
 	report(ready_fd, "\n");
 	return 0;
 }
@@ -395,6 +406,9 @@ int main(int argc, char **argv)
 	rc = parse_options(argc, argv, &o);
 	if (rc >= 0)
 		return rc;
+	/* Said where the user who started perchd sees it, before detaching. */
+	if (!o.foreground && access_ptrace_scope() == 3)
+		fprintf(stderr, "perchd: %s\n", PTRACE_DISABLED);
 	if (!o.foreground)
 		ready_fd = detach();
 	log_init(!o.foreground);

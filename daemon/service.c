@@ -188,7 +188,7 @@ static int start_session(struct service *sv, const struct session_params *p,
 		*cause = xstrdup("the daemon is shutting down");
 		return -ESHUTDOWN;
 	}
-	rc = access_check(p->pid, uid, gid, cause);
+	rc = access_check(p->pid, uid, gid, p->client_pid, cause);
 	if (rc == 0 && other != NULL) {
 		*cause = xasprintf("process %d is already being profiled by session %" PRId64
 				   " ('perch stop %" PRId64 "' ends it)", (int)p->pid,
@@ -224,7 +224,7 @@ static char *handle_start(struct service *sv, const struct proto_request *req,
 		.pid = req->start.pid, .duration_s = req->start.duration_s,
 		.rate_hz = req->start.rate_hz, .children = req->start.children,
 		.name = req->start.name, .requested_by = peer->uid, .schedule_id = -1,
-		.uid = peer->uid, .gid = peer->gid,
+		.uid = peer->uid, .gid = peer->gid, .client_pid = peer->pid,
 	};
 	struct session *s;
 	const char *code;

@@ -339,7 +339,8 @@ static void follow_children(struct session *s)
 
 			if (pp[i][0] != s->p.pid && !sampled(s, pp[i][0]) &&
 			    sampled(s, pp[i][1]) && pp[i][0] != getpid() &&
-			    access_check(pp[i][0], s->p.uid, s->p.gid, &cause) == 0 &&
+			    access_check(pp[i][0], s->p.uid, s->p.gid, s->p.client_pid,
+					 &cause) == 0 &&
 			    add_proc(s, pp[i][0], &cause) == 0)
 				added = true;
 			free(cause);

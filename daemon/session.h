@@ -35,6 +35,7 @@ struct session_params {
 	 */
 	uid_t uid;
 	gid_t gid;
+	pid_t client_pid;	/* the process that asked, 0 for a schedule */
 };
 
 /* What status reports about a running session. */

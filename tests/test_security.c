@@ -50,6 +50,7 @@ struct fx {
 	pid_t daemon;
 	pid_t procs[MAX_PROCS];		/* forked helpers still running */
 	int nfiles;
+	char scope[192];		/* perchd's ptrace_scope file, or "" */
 };
 
 /* ---- processes ----------------------------------------------------------- */
@@ -357,6 +358,8 @@ static int daemon_try(struct fx *f, const char *sock, const char *db, int mask,
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (mask >= 0)
 			umask((mode_t)mask);
+		if (f->scope[0] != '\0')
+			setenv("PERCH_PTRACE_SCOPE_FILE", f->scope, 1);
 		dup2(efd, 2);
 		execv(PERCHD, (char *const *)argv);
 		_exit(127);
@@ -1395,6 +1398,139 @@ static void test_client_checks_daemon(void **state)
 	assert_int_equal(child_quit(&b), 0);
 }
 
+/* ---- 8: Yama's ptrace_scope --------------------------------------------- */
+
+static void set_scope(struct fx *f, const char *text)
+{
+	int fd = open(f->scope, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+}
+
+/*
+ * As uid, forks a child of its own and asks perchd to profile it (for
+ * duration_s), as a program profiling its own worker would.  The reply.
+ */
+static json_object *start_own_child_as(struct fx *f, uid_t uid, double duration_s)
+{
+	char *text;
+	json_object *o;
+	int fds[2];
+	pid_t pid;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char line[160];
+		pid_t child;
+
+		close(fds[0]);
+		drop_to(uid);
+		if (prctl(PR_SET_DUMPABLE, 1) < 0)
+			_exit(125);
+		child = fork();
+		if (child == 0) {
+			/* Gone with its parent; the pipe's end is the test's to see closed. */
+			close(fds[1]);
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+				_exit(1);
+			for (;;)
+				pause();
+		}
+		snprintf(line, sizeof line, "{\"v\":1,\"id\":1,\"op\":\"start\",\"pid\":%d,"
+			 "\"duration_s\":%g}", (int)child, duration_s);
+		exchange(f->sock, line, fds[1]);
+	}
+	close(fds[1]);
+	text = slurp_fd(fds[0]);
+	close(fds[0]);
+	assert_int_equal(wait_exit(pid, 15000), 0);
+	o = json_tokener_parse(text);
+	if (o == NULL)
+		fail_msg("unreadable reply: '%s'", text);
+	free(text);
+	return o;
+}
+
+/*
+ * What the kernel would let the client do, read from the scope file at
+ * every request: 1, only its own descendants; 2, only root; 3, nobody, and
+ * perchd says so when it starts.
+ */
+static void test_yama(void **state)
+{
+	struct fx *f = *state;
+	char *out, *err, p[24], log[160];
+	json_object *r;
+	struct child b;
+	int code;
+
+	need_root();
+	snprintf(f->scope, sizeof f->scope, "%s/ptrace_scope", f->dir);
+	set_scope(f, "1\n");
+	daemon_start(f, (const char *const[]){ "--group", "65534", NULL });
+	burner_as(&b, NOBODY);
+
+	/* Scope 1: nobody's burner is not a descendant of nobody's perch. */
+	code = perch_as(f, NOBODY, &out, &err, "record", "-p", num(p, b.pid), "-d", "1",
+			"--no-autostart", NULL);
+	assert_refusal(code, out, err, "not a descendant");
+	/* A process's own child is. */
+	r = start_own_child_as(f, NOBODY, 0.2);
+	assert_true(get_int(r, "session") > 0);
+	json_object_put(r);
+	/* Root is not bound by it. */
+	code = perch_as(f, 0, &out, &err, "record", "-p", num(p, b.pid), "-d", "0.3",
+			"--no-autostart", NULL);
+	print_message("  root under scope 1: exit %d\n", code);
+	assert_int_equal(code, 0);
+	free(out);
+	free(err);
+
+	/* Read again at each request: 0 lets nobody record its burner. */
+	set_scope(f, "0\n");
+	code = perch_as(f, NOBODY, &out, &err, "record", "-p", num(p, b.pid), "-d", "0.3",
+			"--no-autostart", NULL);
+	assert_int_equal(code, 0);
+	free(out);
+	free(err);
+
+	/* Scope 2: only root, even for a child of the client's own. */
+	set_scope(f, "2\n");
+	assert_error(start_own_child_as(f, NOBODY, 0.2), "not-permitted");
+	code = perch_as(f, NOBODY, &out, &err, "record", "-p", num(p, b.pid), "-d", "1",
+			"--no-autostart", NULL);
+	assert_refusal(code, out, err, "only root");
+
+	/* Scope 3: root too. */
+	set_scope(f, "3\n");
+	code = perch_as(f, 0, &out, &err, "record", "-p", num(p, b.pid), "-d", "1",
+			"--no-autostart", NULL);
+	assert_refusal(code, out, err, "ptrace is disabled on this host");
+	daemon_stop(f);
+
+	/* Started under scope 3, perchd says at once that it can do nothing. */
+	daemon_start(f, NULL);
+	snprintf(log, sizeof log, "%s/out.%d", f->dir, f->nfiles);
+	daemon_stop(f);
+	{
+		int fd = open(log, O_RDONLY | O_CLOEXEC);
+		char *text;
+
+		assert_true(fd >= 0);
+		text = slurp_fd(fd);
+		close(fd);
+		print_message("  perchd's log: %s", text);
+		if (strstr(text, "ptrace is disabled on this host") == NULL)
+			fail_msg("perchd did not say that ptrace is disabled: %s", text);
+		free(text);
+	}
+	assert_int_equal(child_quit(&b), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1405,6 +1541,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_unsafe_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_umask, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_checks_daemon, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_yama, setup, teardown),
 	};
 
 	/* Replies and helpers' pipes must not kill the test on a closed end. */
