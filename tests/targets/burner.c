@@ -6,16 +6,16 @@
  * profiler must find exactly that split of CPU time between them.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+
+#include "target_util.h"
 
 /* Exported (burner-stripped is linked -rdynamic) to test .dynsym names. */
 unsigned long burn_alpha(unsigned int units);
@@ -96,16 +96,6 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* Returns at EOF or on a line "q": the test closes or writes to our stdin. */
-static void wait_for_quit(void)
-{
-	char line[64];
-
-	while (fgets(line, sizeof line, stdin) != NULL)
-		if (strcmp(line, "q\n") == 0 || strcmp(line, "q") == 0)
-			return;
-}
-
 static void sleep_seconds(double seconds)
 {
 	struct timespec ts;
@@ -116,52 +106,23 @@ static void sleep_seconds(double seconds)
 		;
 }
 
-static void usage(void)
-{
-	fprintf(stderr,
-		"usage: burner [--threads N] [--seconds S] [--split P]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "threads", required_argument, NULL, 't' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "split", required_argument, NULL, 'p' },
-		{ NULL, 0, NULL, 0 },
-	};
 	unsigned long alpha = 0, beta = 0;
 	double seconds = -1;
 	struct worker *workers;
-	int nthreads = 2, opt;
-	char *end;
+	int nthreads = 2;
+	const struct target_option options[] = {
+		{ "threads", .int_value = &nthreads, .min = 1, .max = 4096 },
+		{ "seconds", .seconds = &seconds },
+		{ "split", .uint_value = &split, .min = 0, .max = 100 },
+		{ NULL },
+	};
 
 	/* A test runner that crashes must not leave us spinning. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			nthreads = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || nthreads < 1 || nthreads > 4096)
-				usage();
-			break;
-		case 's':
-			seconds = strtod(optarg, &end);
-			if (*end != '\0' || !(seconds >= 0))
-				usage();
-			break;
-		case 'p':
-			split = (unsigned int)strtoul(optarg, &end, 10);
-			if (*end != '\0' || split > 100)
-				usage();
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	target_options(argc, argv, options,
+		       "usage: burner [--threads N] [--seconds S] [--split P]");
 
 	workers = calloc((size_t)nthreads, sizeof *workers);
 	if (workers == NULL)
@@ -169,20 +130,15 @@ int main(int argc, char **argv)
 	pthread_barrier_init(&started, NULL, (unsigned int)nthreads + 1);
 	for (int i = 0; i < nthreads; i++) {
 		workers[i].index = i;
-		if (pthread_create(&workers[i].thread, NULL, worker_main,
-				   &workers[i]) != 0) {
-			fprintf(stderr, "burner: pthread_create failed\n");
-			return 1;
-		}
+		workers[i].thread = target_thread("burner", worker_main, &workers[i]);
 	}
 	pthread_barrier_wait(&started);
-	printf("ready\n");
-	fflush(stdout);
+	target_ready();
 
 	if (seconds >= 0)
 		sleep_seconds(seconds);
 	else
-		wait_for_quit();
+		target_wait_for_quit();
 	atomic_store(&stop, true);
 	for (int i = 0; i < nthreads; i++) {
 		pthread_join(workers[i].thread, NULL);

@@ -4,7 +4,6 @@
  * slow thread creation down much).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -12,9 +11,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
 #include <time.h>
+
+#include "target_util.h"
 
 static atomic_bool stop;
 static long rate = 1000;
@@ -36,10 +36,8 @@ static __attribute__((noinline, noclone)) unsigned long short_task(void)
 	unsigned long x = 1;
 
 	do {
-		for (int i = 0; i < 2000; i++) {
-			x = x * 6364136223846793005ul + 1442695040888963407ul;
-			__asm__ volatile("" : "+r"(x));
-		}
+		for (int i = 0; i < 2000; i++)
+			TARGET_MIX(x);
 	} while (end != 0 && now_ns() < end);
 	return x;
 }
@@ -100,70 +98,28 @@ static void *creator_main(void *arg)
 	return NULL;
 }
 
-static void wait_for_quit(void)
-{
-	char line[64];
-
-	while (fgets(line, sizeof line, stdin) != NULL)
-		if (strcmp(line, "q\n") == 0 || strcmp(line, "q") == 0)
-			return;
-}
-
-static void usage(void)
-{
-	fprintf(stderr, "usage: churn [--rate R] [--seconds S] [--work-us US]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "rate", required_argument, NULL, 'r' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ "work-us", required_argument, NULL, 'w' },
-		{ NULL, 0, NULL, 0 },
+	const struct target_option options[] = {
+		{ "rate", .long_value = &rate, .min = 1, .max = 1000000 },
+		{ "seconds", .seconds = &seconds },
+		{ "work-us", .long_value = &work_us, .min = 0, .max = 1000000 },
+		{ NULL },
 	};
 	pthread_t creator;
-	char *end;
-	int opt;
 
 	/* A test runner that crashes must not leave us running. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		switch (opt) {
-		case 'r':
-			rate = strtol(optarg, &end, 10);
-			if (*end != '\0' || rate < 1 || rate > 1000000)
-				usage();
-			break;
-		case 's':
-			seconds = strtod(optarg, &end);
-			if (*end != '\0' || !(seconds >= 0))
-				usage();
-			break;
-		case 'w':
-			work_us = strtol(optarg, &end, 10);
-			if (*end != '\0' || work_us < 0 || work_us > 1000000)
-				usage();
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	target_options(argc, argv, options,
+		       "usage: churn [--rate R] [--seconds S] [--work-us US]");
 
 	pthread_barrier_init(&named, NULL, 2);
-	if (pthread_create(&creator, NULL, creator_main, NULL) != 0) {
-		fprintf(stderr, "churn: pthread_create failed\n");
-		return 1;
-	}
+	creator = target_thread("churn", creator_main, NULL);
 	pthread_barrier_wait(&named);
-	printf("ready\n");
-	fflush(stdout);
+	target_ready();
 
 	if (seconds < 0) {
-		wait_for_quit();
+		target_wait_for_quit();
 		atomic_store(&stop, true);
 	}
 	pthread_join(creator, NULL);

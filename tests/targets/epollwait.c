@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -14,11 +14,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
+
+#include "target_util.h"
 
 static atomic_ulong eintr_count, wakeups;
 static long tick_us;
@@ -30,10 +31,8 @@ static __attribute__((noinline, noclone)) void tick_work(void)
 {
 	unsigned long x = 1;
 
-	for (int i = 0; i < 300; i++) {
-		x = x * 6364136223846793005ul + 1442695040888963407ul;
-		__asm__ volatile("" : "+r"(x));
-	}
+	for (int i = 0; i < 300; i++)
+		TARGET_MIX(x);
 }
 
 static void add_fd(int epfd, int fd)
@@ -117,57 +116,21 @@ static void *loop_main(void *arg)
 	return NULL;
 }
 
-static void wait_for_quit(void)
-{
-	char line[64];
-
-	while (fgets(line, sizeof line, stdin) != NULL)
-		if (strcmp(line, "q\n") == 0 || strcmp(line, "q") == 0)
-			return;
-}
-
-static void usage(void)
-{
-	fprintf(stderr,
-		"usage: epollwait [--threads N] [--tick-us U] [--pwait]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "threads", required_argument, NULL, 't' },
-		{ "tick-us", required_argument, NULL, 'u' },
-		{ "pwait", no_argument, NULL, 'p' },
-		{ NULL, 0, NULL, 0 },
+	int nthreads = 1;
+	const struct target_option options[] = {
+		{ "threads", .int_value = &nthreads, .min = 1, .max = 4096 },
+		{ "tick-us", .long_value = &tick_us, .min = 0, .max = LONG_MAX },
+		{ "pwait", .flag = &use_pwait },
+		{ NULL },
 	};
-	int nthreads = 1, opt;
 	pthread_t *threads;
-	char *end;
 
 	/* A test runner that crashes must not leave us behind. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			nthreads = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || nthreads < 1 || nthreads > 4096)
-				usage();
-			break;
-		case 'u':
-			tick_us = strtol(optarg, &end, 10);
-			if (*end != '\0' || tick_us < 0)
-				usage();
-			break;
-		case 'p':
-			use_pwait = true;
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	target_options(argc, argv, options,
+		       "usage: epollwait [--threads N] [--tick-us U] [--pwait]");
 	if (pipe2(control, O_CLOEXEC) != 0) {
 		perror("epollwait: pipe2");
 		return 1;
@@ -177,18 +140,12 @@ int main(int argc, char **argv)
 	if (threads == NULL)
 		return 1;
 	pthread_barrier_init(&started, NULL, (unsigned int)nthreads + 1);
-	for (int i = 0; i < nthreads; i++) {
-		if (pthread_create(&threads[i], NULL, loop_main,
-				   (void *)(long)i) != 0) {
-			fprintf(stderr, "epollwait: pthread_create failed\n");
-			return 1;
-		}
-	}
+	for (int i = 0; i < nthreads; i++)
+		threads[i] = target_thread("epollwait", loop_main, (void *)(long)i);
 	pthread_barrier_wait(&started);
-	printf("ready\n");
-	fflush(stdout);
+	target_ready();
 
-	wait_for_quit();
+	target_wait_for_quit();
 	if (write(control[1], "q", 1) != 1) {
 		perror("epollwait: write");
 		return 1;

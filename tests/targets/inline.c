@@ -3,15 +3,13 @@
  * is always inlined into outer_hot(), so a symbolizer must read DWARF's
  * inline records to report mix_inlined as a frame of its own.
  */
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
+
+#include "target_util.h"
 
 static atomic_bool stop;
 static volatile unsigned long sink;
@@ -47,36 +45,20 @@ static void *hot_main(void *arg)
 	return NULL;
 }
 
-static void wait_for_quit(void)
-{
-	char line[64];
-
-	while (fgets(line, sizeof line, stdin) != NULL)
-		if (strcmp(line, "q\n") == 0 || strcmp(line, "q") == 0)
-			return;
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = { { NULL, 0, NULL, 0 } };
+	static const struct target_option options[] = { { NULL } };
 	pthread_t hot;
 
 	/* A test runner that crashes must not leave us spinning. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getopt_long(argc, argv, "", options, NULL) != -1 || optind != argc) {
-		fprintf(stderr, "usage: inline_target\n");
-		return 2;
-	}
+	target_options(argc, argv, options, "usage: inline_target");
 	pthread_barrier_init(&named, NULL, 2);
-	if (pthread_create(&hot, NULL, hot_main, NULL) != 0) {
-		fprintf(stderr, "inline_target: pthread_create failed\n");
-		return 1;
-	}
+	hot = target_thread("inline_target", hot_main, NULL);
 	pthread_barrier_wait(&named);
-	printf("ready\n");
-	fflush(stdout);
+	target_ready();
 
-	wait_for_quit();
+	target_wait_for_quit();
 	atomic_store(&stop, true);
 	pthread_join(hot, NULL);
 	return 0;

@@ -5,7 +5,7 @@
  * (expirations that came while the previous signal was still pending) stay
  * near 0.
  */
-#include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <time.h>
+
+#include "target_util.h"
 
 static timer_t timer;
 static atomic_ulong handled, overruns;
@@ -40,10 +42,8 @@ static __attribute__((noinline, noclone)) void compute(uint64_t deadline_ns)
 	unsigned long x = 1;
 
 	do {
-		for (int i = 0; i < 10000; i++) {
-			x = x * 6364136223846793005ul + 1442695040888963407ul;
-			__asm__ volatile("" : "+r"(x));
-		}
+		for (int i = 0; i < 10000; i++)
+			TARGET_MIX(x);
 	} while (now_ns() < deadline_ns);
 }
 
@@ -61,19 +61,8 @@ static void set_period(long period_us)
 	}
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: sigalrm [--period-us P] [--seconds S]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "period-us", required_argument, NULL, 'p' },
-		{ "seconds", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct sigevent sev = {
 		.sigev_notify = SIGEV_SIGNAL,
 		.sigev_signo = SIGALRM,
@@ -81,31 +70,17 @@ int main(int argc, char **argv)
 	struct sigaction sa = { .sa_handler = on_alarm, .sa_flags = SA_RESTART };
 	long period_us = 1000;
 	double seconds = 2;
+	const struct target_option options[] = {
+		{ "period-us", .long_value = &period_us, .min = 1, .max = LONG_MAX },
+		{ "seconds", .seconds = &seconds },
+		{ NULL },
+	};
 	uint64_t start, stop;
 	sigset_t alrm;
-	char *end;
-	int opt;
 
 	/* A test runner that crashes must not leave us spinning. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		switch (opt) {
-		case 'p':
-			period_us = strtol(optarg, &end, 10);
-			if (*end != '\0' || period_us < 1)
-				usage();
-			break;
-		case 's':
-			seconds = strtod(optarg, &end);
-			if (*end != '\0' || !(seconds >= 0))
-				usage();
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	target_options(argc, argv, options, "usage: sigalrm [--period-us P] [--seconds S]");
 
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGALRM, &sa, NULL);
@@ -115,8 +90,7 @@ int main(int argc, char **argv)
 	}
 	start = now_ns();
 	set_period(period_us);
-	printf("ready\n");
-	fflush(stdout);
+	target_ready();
 
 	compute(start + (uint64_t)(seconds * 1e9));
 

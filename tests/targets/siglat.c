@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "siglat.h"
+#include "target_util.h"
 
 #define MAX_KEPT (1u << 20)
 
@@ -64,22 +64,16 @@ static __attribute__((noinline, noclone)) void spin(void)
 	unsigned long x = 1;
 
 	while (!atomic_load_explicit(&quit, memory_order_relaxed)) {
-		for (int i = 0; i < 10000; i++) {
-			x = x * 6364136223846793005ul + 1442695040888963407ul;
-			__asm__ volatile("" : "+r"(x));
-		}
+		for (int i = 0; i < 10000; i++)
+			TARGET_MIX(x);
 	}
 }
 
 static void *stdin_thread(void *arg)
 {
-	char line[64];
-
 	(void)arg;
 	pthread_setname_np(pthread_self(), "siglat-stdin");
-	while (fgets(line, sizeof line, stdin) != NULL)
-		if (strcmp(line, "q\n") == 0 || strcmp(line, "q") == 0)
-			break;
+	target_wait_for_quit();
 	atomic_store(&quit, true);
 	return NULL;
 }
@@ -118,34 +112,24 @@ static void map_page(const char *path)
 	}
 }
 
-static void usage(void)
-{
-	fprintf(stderr, "usage: siglat --shm PATH\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "shm", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
+	static const char usage[] = "usage: siglat --shm PATH";
 	struct sigaction sa = { .sa_sigaction = on_usr1,
 				.sa_flags = SA_SIGINFO | SA_RESTART };
 	const char *path = NULL;
+	const struct target_option options[] = {
+		{ "shm", .path = &path },
+		{ NULL },
+	};
 	sigset_t usr1;
 	pthread_t reader;
-	int opt;
 
 	/* A benchmark that crashes must not leave us spinning. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		if (opt != 's')
-			usage();
-		path = optarg;
-	}
-	if (path == NULL || optind != argc)
-		usage();
+	target_options(argc, argv, options, usage);
+	if (path == NULL)
+		target_usage(usage);
 	map_page(path);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGUSR1, &sa, NULL);
@@ -159,8 +143,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
-	printf("ready\n");
-	fflush(stdout);
+	target_ready();
 
 	spin();
 

@@ -4,15 +4,16 @@
  * idle_wakeups counts returns from the wait that nobody asked for: a
  * profiler must not wake blocked threads.
  */
-#include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <sys/prctl.h>
+
+#include "target_util.h"
 
 static atomic_bool stop;
 static atomic_ulong idle_wakeups;
@@ -25,10 +26,8 @@ static __attribute__((noinline, noclone)) void busy_spin(void)
 {
 	unsigned long x = 1;
 
-	while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-		x = x * 6364136223846793005ul + 1442695040888963407ul;
-		__asm__ volatile("" : "+r"(x));
-	}
+	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+		TARGET_MIX(x);
 }
 
 static __attribute__((noinline, noclone)) void idle_wait(void)
@@ -57,52 +56,19 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-static void wait_for_quit(void)
-{
-	char line[64];
-
-	while (fgets(line, sizeof line, stdin) != NULL)
-		if (strcmp(line, "q\n") == 0 || strcmp(line, "q") == 0)
-			return;
-}
-
-static void usage(void)
-{
-	fprintf(stderr, "usage: threads [--threads N] [--busy B]\n");
-	exit(2);
-}
-
 int main(int argc, char **argv)
 {
-	static const struct option options[] = {
-		{ "threads", required_argument, NULL, 't' },
-		{ "busy", required_argument, NULL, 'b' },
-		{ NULL, 0, NULL, 0 },
+	int nthreads = 16;
+	const struct target_option options[] = {
+		{ "threads", .int_value = &nthreads, .min = 1, .max = 4096 },
+		{ "busy", .int_value = &nbusy, .min = 0, .max = INT_MAX },
+		{ NULL },
 	};
-	int nthreads = 16, opt;
 	pthread_t *threads;
-	char *end;
 
 	/* A test runner that crashes must not leave us spinning. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		switch (opt) {
-		case 't':
-			nthreads = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || nthreads < 1 || nthreads > 4096)
-				usage();
-			break;
-		case 'b':
-			nbusy = (int)strtol(optarg, &end, 10);
-			if (*end != '\0' || nbusy < 0)
-				usage();
-			break;
-		default:
-			usage();
-		}
-	}
-	if (optind != argc)
-		usage();
+	target_options(argc, argv, options, "usage: threads [--threads N] [--busy B]");
 	if (nbusy < 0 || nbusy > nthreads)
 		nbusy = nthreads;
 
@@ -110,18 +76,12 @@ int main(int argc, char **argv)
 	if (threads == NULL)
 		return 1;
 	pthread_barrier_init(&started, NULL, (unsigned int)nthreads + 1);
-	for (int i = 0; i < nthreads; i++) {
-		if (pthread_create(&threads[i], NULL, worker_main,
-				   (void *)(long)i) != 0) {
-			fprintf(stderr, "threads: pthread_create failed\n");
-			return 1;
-		}
-	}
+	for (int i = 0; i < nthreads; i++)
+		threads[i] = target_thread("threads", worker_main, (void *)(long)i);
 	pthread_barrier_wait(&started);
-	printf("ready\n");
-	fflush(stdout);
+	target_ready();
 
-	wait_for_quit();
+	target_wait_for_quit();
 	pthread_mutex_lock(&lock);
 	atomic_store(&stop, true);
 	pthread_cond_broadcast(&quit_cond);
