@@ -17,19 +17,10 @@
 
 #include <cmocka.h>
 
+#include "engine_util.h"
 #include "spawn.h"
 #include "target.h"
 #include "tracer.h"
-
-static struct target *open_target(pid_t pid)
-{
-	struct target *t = NULL;
-	char *cause = NULL;
-
-	if (target_open(pid, NULL, &t, &cause) < 0)
-		fail_msg("target_open(%d): %s", (int)pid, cause);
-	return t;
-}
 
 static const struct perch_thread *thread_named(const struct perch_sample *s,
 					       const char *prefix)
@@ -40,15 +31,6 @@ static const struct perch_thread *thread_named(const struct perch_sample *s,
 	return NULL;
 }
 
-/* Index of the first frame of f (not inlined), or -1. */
-static int find_func(const struct perch_thread *th, const char *f)
-{
-	for (size_t i = 0; i < th->nframes; i++)
-		if (strcmp(th->frames[i].func, f) == 0)
-			return (int)i;
-	return -1;
-}
-
 /* A thread's stack ends in clone3 (glibc names it __clone3) or clone. */
 static bool ends_at_thread_root(const struct perch_thread *th)
 {
@@ -56,42 +38,6 @@ static bool ends_at_thread_root(const struct perch_thread *th)
 
 	return strcmp(f, "clone3") == 0 || strcmp(f, "__clone3") == 0 ||
 	       strcmp(f, "clone") == 0 || strcmp(f, "__clone") == 0;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = s ? strlen(s) : 0, b = strlen(suffix);
-
-	return s != NULL && a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
-/*
- * Lines [first, last] of function name's definition in a target's source: from
- * the line naming it with "(" and no ";" to the next line starting with "}".
- */
-static void function_lines(const char *source, const char *name, int *first, int *last)
-{
-	char path[512], line[512], pat[128];
-	int n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/tests/targets/%s", PERCH_SOURCE_DIR, source);
-	snprintf(pat, sizeof pat, "%s(", name);
-	*first = *last = 0;
-	f = fopen(path, "r");
-	assert_non_null(f);
-	while (fgets(line, sizeof line, f) != NULL) {
-		n++;
-		if (*first == 0 && strstr(line, pat) && !strchr(line, ';') &&
-		    line[0] != ' ' && line[0] != '\t')
-			*first = n;
-		else if (*first != 0 && line[0] == '}') {
-			*last = n;
-			break;
-		}
-	}
-	fclose(f);
-	assert_true(*first > 0 && *last > *first);
 }
 
 static void test_burner_stacks_and_split(void **state)

@@ -27,6 +27,7 @@
 
 #include <cmocka.h>
 
+#include "engine_util.h"
 #include "spawn.h"
 #include "target.h"
 
@@ -82,16 +83,6 @@ static int copy_file(const char *src, const char *dst)
 	return rc;
 }
 
-static struct target *open_target(pid_t pid)
-{
-	struct target *t = NULL;
-	char *cause = NULL;
-
-	if (target_open(pid, NULL, &t, &cause) < 0)
-		fail_msg("target_open(%d): %s", (int)pid, cause);
-	return t;
-}
-
 static const struct perch_thread *thread_named(const struct perch_sample *s,
 					       const char *name)
 {
@@ -99,22 +90,6 @@ static const struct perch_thread *thread_named(const struct perch_sample *s,
 		if (strcmp(s->threads[i].name, name) == 0)
 			return &s->threads[i];
 	return NULL;
-}
-
-/* Index of the first frame of func, or -1. */
-static int find_func(const struct perch_thread *th, const char *func)
-{
-	for (size_t i = 0; th != NULL && i < th->nframes; i++)
-		if (strcmp(th->frames[i].func, func) == 0)
-			return (int)i;
-	return -1;
-}
-
-static bool ends_with(const char *s, const char *suffix)
-{
-	size_t a = s ? strlen(s) : 0, b = strlen(suffix);
-
-	return s != NULL && a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
 /* Prints a stack, to explain the failure that follows. */
@@ -138,36 +113,6 @@ static void assert_thread_root(const struct perch_thread *th, int from)
 		fail_msg("%s: expected start_thread, clone3 at #%d, complete",
 			 th->name, from);
 	}
-}
-
-/*
- * Lines [first, last] of function name's definition in a target's source:
- * from the line naming it with "(" and no ";" to the next line starting "}".
- */
-static void function_lines(const char *source, const char *name, int *first,
-			   int *last)
-{
-	char path[512], line[512], pat[128];
-	int n = 0;
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/tests/targets/%s", PERCH_SOURCE_DIR, source);
-	snprintf(pat, sizeof pat, "%s(", name);
-	*first = *last = 0;
-	f = fopen(path, "r");
-	assert_non_null(f);
-	while (fgets(line, sizeof line, f) != NULL) {
-		n++;
-		if (*first == 0 && strstr(line, pat) && !strchr(line, ';') &&
-		    line[0] != ' ' && line[0] != '\t')
-			*first = n;
-		else if (*first != 0 && line[0] == '}') {
-			*last = n;
-			break;
-		}
-	}
-	fclose(f);
-	assert_true(*first > 0 && *last > *first);
 }
 
 /*
