@@ -23,6 +23,7 @@
 
 #include "db.h"
 #include "samplecodec.h"
+#include "session_model.h"
 #include "xalloc.h"
 
 #define THREADS 16
@@ -33,60 +34,6 @@
 #define MAX_DEPTH 40
 #define PERIOD_NS 10101010	/* 99 Hz */
 #define SESSION 1
-
-static uint64_t rng_state = 0x2545f4914f6cdd1dull;
-
-static uint64_t rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ull;
-}
-
-static uint64_t below(uint64_t n)
-{
-	return rng() % n;
-}
-
-static double uniform(void)
-{
-	return (double)(rng() >> 11) / 9007199254740992.0;
-}
-
-/* Picks 0..n-1 with Zipf weights (s = 1.1) from a cumulative table. */
-struct zipf {
-	double *cum;
-	size_t n;
-};
-
-static struct zipf zipf_make(size_t n)
-{
-	struct zipf z = { xcalloc(n, sizeof(double)), n };
-	double sum = 0;
-
-	for (size_t i = 0; i < n; i++)
-		z.cum[i] = sum += 1 / pow((double)i + 1, 1.1);
-	for (size_t i = 0; i < n; i++)
-		z.cum[i] /= sum;
-	return z;
-}
-
-static size_t zipf_pick(const struct zipf *z)
-{
-	double u = uniform();
-	size_t lo = 0, hi = z->n - 1;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (z->cum[mid] < u)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
 
 /* The prefix tree of stacks, as the interner builds it: node 0 is the root. */
 struct tree {
@@ -294,15 +241,7 @@ static void threads_init(struct thread_model *th, const uint32_t *leaf)
 			.usual = i < 4 ? 'R' : 'S', .other = i < 4 ? 'S' : 'R',
 			.order = xcalloc(STACKS, sizeof(uint32_t)),
 		};
-		for (size_t s = 0; s < STACKS; s++)
-			th[i].order[s] = (uint32_t)s;
-		for (size_t s = STACKS - 1; s > 0; s--) {
-			size_t j = below(s + 1);
-			uint32_t x = th[i].order[s];
-
-			th[i].order[s] = th[i].order[j];
-			th[i].order[j] = x;
-		}
+		shuffled_order(th[i].order, STACKS);
 		th[i].stack = leaf[th[i].order[0]];
 		th[i].state = th[i].usual;
 	}
