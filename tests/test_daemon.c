@@ -205,17 +205,23 @@ static void perch_bg(struct fx *f, struct cmd *c, uid_t uid, ...)
 }
 
 /* Runs perch as uid and waits for it (30 s at most: more is a hang). */
-static void perch(struct fx *f, struct cmd *c, uid_t uid, ...)
+static void perch_va(struct fx *f, struct cmd *c, uid_t uid, va_list ap)
 {
 	const char *argv[24];
-	va_list ap;
 
-	va_start(ap, uid);
 	perch_argv(argv, 24, ap);
-	va_end(ap);
 	start_cmd(f, c, uid, argv);
 	if (!wait_cmd(f, c, 30000))
 		fail_msg("perch %s %s did not finish in 30 s", argv[1], argv[2] ? argv[2] : "");
+}
+
+static void perch(struct fx *f, struct cmd *c, uid_t uid, ...)
+{
+	va_list ap;
+
+	va_start(ap, uid);
+	perch_va(f, c, uid, ap);
+	va_end(ap);
 }
 
 /* A refusal: non-zero exit, one "perch: " line on stderr naming what. */
@@ -228,6 +234,32 @@ static void assert_refused(const struct cmd *c, const char *what)
 	    (what != NULL && strstr(c->err, what) == NULL))
 		fail_msg("expected one error line with '%s'; got exit %d, stdout '%s', stderr '%s'",
 			 what ? what : "", exit_code(c), c->out, c->err);
+}
+
+/* Runs perch as uid, which must exit 0. */
+static void perch_ok(struct fx *f, uid_t uid, ...)
+{
+	struct cmd c;
+	va_list ap;
+
+	va_start(ap, uid);
+	perch_va(f, &c, uid, ap);
+	va_end(ap);
+	assert_int_equal(exit_code(&c), 0);
+	free_cmd(&c);
+}
+
+/* Runs perch as uid, which must refuse naming what (see assert_refused). */
+static void perch_refused(struct fx *f, uid_t uid, const char *what, ...)
+{
+	struct cmd c;
+	va_list ap;
+
+	va_start(ap, what);
+	perch_va(f, &c, uid, ap);
+	va_end(ap);
+	assert_refused(&c, what);
+	free_cmd(&c);
 }
 
 /* ---- the daemon ----------------------------------------------------------- */
@@ -293,6 +325,30 @@ static json_object *call(const struct fx *f, const char *request)
 		o = json_tokener_parse(buf);
 	close(fd);
 	return o;
+}
+
+/* o's member key, which must be there (borrowed from o). */
+static json_object *member(json_object *o, const char *key)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		fail_msg("no \"%s\" in %s", key, json_object_to_json_string(o));
+	return v;
+}
+
+/* The last object of array arr whose member key is id, or NULL (borrowed). */
+static json_object *find_entry(json_object *arr, const char *key, int64_t id)
+{
+	json_object *found = NULL, *v;
+
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *o = json_object_array_get_idx(arr, i);
+
+		if (json_object_object_get_ex(o, key, &v) && json_object_get_int64(v) == id)
+			found = o;
+	}
+	return found;
 }
 
 static bool daemon_answers(const struct fx *f)
@@ -652,21 +708,39 @@ static const char *pid_str(pid_t pid)
 	return b;
 }
 
+/* Starts `perch record -p pid` in rec until stopped; the session's id once it records. */
+static int64_t record_bg(struct fx *f, struct cmd *rec, pid_t pid)
+{
+	perch_bg(f, rec, 0, "record", "-p", pid_str(pid), "--no-autostart", NULL);
+	return wait_recording(f, pid);
+}
+
+/*
+ * The text of a /proc status file in buf[size] (empty if unreadable), or
+ * false when it cannot be opened: the process or thread is gone.
+ */
+static bool read_status(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	n = read(fd, buf, size - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	return true;
+}
+
 /* TracerPid of one thread, or -1 when gone. */
 static int thread_tracer(pid_t pid, pid_t tid)
 {
 	char path[96], buf[4096];
 	const char *p;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_status(path, buf, sizeof buf))
 		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
 	p = strstr(buf, "TracerPid:");
 	return p ? atoi(p + 10) : -1;
 }
@@ -714,16 +788,10 @@ static long process_uid(pid_t pid)
 {
 	char path[64], buf[4096];
 	const char *p;
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	if (!read_status(path, buf, sizeof buf))
 		return -1;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	buf[n > 0 ? n : 0] = '\0';
 	p = strstr(buf, "\nUid:");
 	return p ? strtol(p + 5, NULL, 10) : -1;
 }
@@ -822,7 +890,7 @@ static void test_record(void **state)
 	struct fx *f = *state;
 	struct child burner;
 	struct cmd c;
-	json_object *arr, *s = NULL, *v;
+	json_object *arr, *s;
 	int64_t id = 0, all, alpha;
 	double share;
 	char names[3][32];
@@ -841,17 +909,10 @@ static void test_record(void **state)
 	assert_int_equal(exit_code(&c), 0);
 	arr = json_tokener_parse(c.out);
 	assert_non_null(arr);
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *o = json_object_array_get_idx(arr, i);
-
-		if (json_object_object_get_ex(o, "session", &v) && json_object_get_int64(v) == id)
-			s = o;
-	}
+	s = find_entry(arr, "session", id);
 	assert_non_null(s);
-	assert_true(json_object_object_get_ex(s, "status", &v));
-	assert_string_equal(json_object_get_string(v), "complete");
-	assert_true(json_object_object_get_ex(s, "samples", &v));
-	assert_samples_near(json_object_get_int64(v), 99, 2);
+	assert_string_equal(json_object_get_string(member(s, "status")), "complete");
+	assert_samples_near(json_object_get_int64(member(s, "samples")), 99, 2);
 	json_object_put(arr);
 	free_cmd(&c);
 
@@ -901,17 +962,17 @@ static void test_record_json(void **state)
 	o = json_tokener_parse(c.out);
 	if (o == NULL || !json_object_is_type(o, json_type_object))
 		fail_msg("record --json printed '%s'", c.out);
-	assert_true(json_object_object_get_ex(o, "session", &v));
+	v = member(o, "session");
 	assert_true(json_object_is_type(v, json_type_int));
 	assert_true(json_object_get_int64(v) > 0);
 	db = db_ro(f);
 	assert_true(q_int(db, "SELECT count(*) FROM sessions WHERE id = ?1",
 			  json_object_get_int64(v)) == 1);
 	sqlite3_close(db);
-	assert_true(json_object_object_get_ex(o, "status", &v));
+	v = member(o, "status");
 	assert_true(json_object_is_type(v, json_type_string));
 	assert_string_equal(json_object_get_string(v), "complete");
-	assert_true(json_object_object_get_ex(o, "samples", &v));
+	v = member(o, "samples");
 	assert_true(json_object_is_type(v, json_type_int));
 	assert_true(json_object_get_int64(v) > 0);
 	json_object_put(o);
@@ -930,8 +991,7 @@ static void test_ctrl_c(void **state)
 
 	daemon_start(f, NULL);
 	spawn_or_fail(&burner, "burner", NULL);
-	perch_bg(f, &rec, 0, "record", "-p", pid_str(burner.pid), "--no-autostart", NULL);
-	id = wait_recording(f, burner.pid);
+	id = record_bg(f, &rec, burner.pid);
 	sleep_ms(1000);
 	kill(rec.pid, SIGINT);
 	if (!wait_cmd(f, &rec, 5000))
@@ -949,25 +1009,19 @@ static void test_ctrl_c(void **state)
 /* The session id in a `perch status --json` array, with its fields checked. */
 static void check_status_json(const char *out, int64_t id)
 {
-	json_object *arr = json_tokener_parse(out), *s = NULL, *v;
+	json_object *arr = json_tokener_parse(out), *s, *v;
 
 	if (arr == NULL || !json_object_is_type(arr, json_type_array))
 		fail_msg("status --json printed '%s'", out);
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *o = json_object_array_get_idx(arr, i);
-
-		if (json_object_object_get_ex(o, "session", &v) && json_object_get_int64(v) == id)
-			s = o;
-	}
+	s = find_entry(arr, "session", id);
 	if (s == NULL)
 		fail_msg("status does not show session %" PRId64 ": %s", id, out);
-	assert_true(json_object_object_get_ex(s, "elapsed_s", &v));
+	v = member(s, "elapsed_s");
 	assert_true(json_object_is_type(v, json_type_double) ||
 		    json_object_is_type(v, json_type_int));
 	assert_true(json_object_get_double(v) > 0);
-	assert_true(json_object_object_get_ex(s, "samples", &v));
-	assert_true(json_object_get_int64(v) > 0);
-	assert_true(json_object_object_get_ex(s, "late_percent", &v));
+	assert_true(json_object_get_int64(member(s, "samples")) > 0);
+	v = member(s, "late_percent");
 	assert_true(json_object_is_type(v, json_type_double) ||
 		    json_object_is_type(v, json_type_int));
 	assert_true(json_object_get_double(v) >= 0 && json_object_get_double(v) <= 100);
@@ -984,8 +1038,7 @@ static void test_status_stop(void **state)
 
 	daemon_start(f, NULL);
 	spawn_or_fail(&burner, "burner", NULL);
-	perch_bg(f, &rec, 0, "record", "-p", pid_str(burner.pid), "--no-autostart", NULL);
-	id = wait_recording(f, burner.pid);
+	id = record_bg(f, &rec, burner.pid);
 	perch(f, &c, 0, "status", "--json", NULL);
 	assert_int_equal(exit_code(&c), 0);
 	check_status_json(c.out, id);
@@ -996,9 +1049,7 @@ static void test_status_stop(void **state)
 	free_cmd(&c);
 
 	snprintf(id_arg, sizeof id_arg, "%" PRId64, id);
-	perch(f, &c, 0, "stop", id_arg, NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
+	perch_ok(f, 0, "stop", id_arg, NULL);
 	if (!wait_cmd(f, &rec, 5000))
 		fail_msg("perch record still runs 5 s after perch stop");
 	assert_int_equal(exit_code(&rec), 0);
@@ -1006,9 +1057,7 @@ static void test_status_stop(void **state)
 	assert_status(f, id, "stopped");
 	assert_true(check_session_data(f, id) > 0);
 	/* Stopping it again: there is nothing recording by that id. */
-	perch(f, &c, 0, "stop", id_arg, NULL);
-	assert_refused(&c, NULL);
-	free_cmd(&c);
+	perch_refused(f, 0, NULL, "stop", id_arg, NULL);
 	assert_int_equal(child_quit(&burner), 0);
 }
 
@@ -1024,12 +1073,11 @@ static int64_t record_result(const struct cmd *c, const char *want_status, doubl
 	if (exit_code(c) != 0 || o == NULL || !json_object_object_get_ex(o, "session", &v))
 		fail_msg("record: exit %d, printed '%s' '%s'", exit_code(c), c->out, c->err);
 	id = json_object_get_int64(v);
-	assert_true(json_object_object_get_ex(o, "status", &v));
+	v = member(o, "status");
 	if (strcmp(json_object_get_string(v), want_status) != 0)
 		fail_msg("session %" PRId64 " ended '%s', expected '%s'", id,
 			 json_object_get_string(v), want_status);
-	assert_true(json_object_object_get_ex(o, "samples", &v));
-	assert_samples_near(json_object_get_int64(v), rate_hz, secs);
+	assert_samples_near(json_object_get_int64(member(o, "samples")), rate_hz, secs);
 	json_object_put(o);
 	return id;
 }
@@ -1142,7 +1190,7 @@ static void test_refusals(void **state)
 {
 	struct fx *f = *state;
 	struct child burner;
-	struct cmd rec, c;
+	struct cmd rec;
 	const char *pid;
 	sqlite3 *db;
 	int64_t id;
@@ -1150,27 +1198,19 @@ static void test_refusals(void **state)
 	daemon_start(f, NULL);
 	spawn_or_fail(&burner, "burner", NULL);
 	pid = pid_str(burner.pid);
-	perch_bg(f, &rec, 0, "record", "-p", pid, "--no-autostart", NULL);
-	id = wait_recording(f, burner.pid);
+	id = record_bg(f, &rec, burner.pid);
 
-	perch(f, &c, 0, "record", "-p", pid, "-d", "1", "--no-autostart", NULL);
-	assert_refused(&c, "already");
-	free_cmd(&c);
+	perch_refused(f, 0, "already", "record", "-p", pid, "-d", "1", "--no-autostart",
+		      NULL);
 	/* The first session goes on. */
 	assert_int_equal(wait_recording(f, burner.pid), id);
 
-	perch(f, &c, 0, "record", "-p", pid_str(free_pid()), "-d", "1", "--no-autostart", NULL);
-	assert_refused(&c, "no such process");
-	free_cmd(&c);
-	perch(f, &c, 0, "record", "-p", pid, "-r", "0", "--no-autostart", NULL);
-	assert_refused(&c, "rate");
-	free_cmd(&c);
-	perch(f, &c, 0, "record", "-p", pid, "-d", "-1", "--no-autostart", NULL);
-	assert_refused(&c, "duration");
-	free_cmd(&c);
-	perch(f, &c, 0, "record", "-p", "abc", "--no-autostart", NULL);
-	assert_refused(&c, "pid");
-	free_cmd(&c);
+	perch_refused(f, 0, "no such process", "record", "-p", pid_str(free_pid()), "-d", "1",
+		      "--no-autostart", NULL);
+	perch_refused(f, 0, "rate", "record", "-p", pid, "-r", "0", "--no-autostart", NULL);
+	perch_refused(f, 0, "duration", "record", "-p", pid, "-d", "-1", "--no-autostart",
+		      NULL);
+	perch_refused(f, 0, "pid", "record", "-p", "abc", "--no-autostart", NULL);
 
 	kill(rec.pid, SIGINT);
 	assert_true(wait_cmd(f, &rec, 5000));
@@ -1221,16 +1261,13 @@ static void test_children(void **state)
 	const char *const args[] = { "--children", "2", NULL };
 	struct fx *f = *state;
 	struct child forker;
-	struct cmd c;
 	int64_t id, in_child;
 	sqlite3 *db;
 
 	daemon_start(f, NULL);
 	spawn_or_fail(&forker, "forker", args);
-	perch(f, &c, 0, "record", "-p", pid_str(forker.pid), "-d", "2", "--children",
-	      "--no-autostart", NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
+	perch_ok(f, 0, "record", "-p", pid_str(forker.pid), "-d", "2", "--children",
+		 "--no-autostart", NULL);
 	db = db_ro(f);
 	id = q_int(db, "SELECT max(id) FROM sessions", 0);
 	assert_int_equal(q_int(db, "SELECT children FROM sessions WHERE id = ?1", id), 1);
@@ -1258,8 +1295,7 @@ static void test_daemon_sigterm(void **state)
 
 	daemon_start(f, NULL);
 	spawn_or_fail(&burner, "burner", NULL);
-	perch_bg(f, &rec, 0, "record", "-p", pid_str(burner.pid), "--no-autostart", NULL);
-	id = wait_recording(f, burner.pid);
+	id = record_bg(f, &rec, burner.pid);
 	sleep_ms(500);
 	if (!daemon_kill(f, SIGTERM, 5000, &status))
 		fail_msg("perchd still runs 5 s after SIGTERM");
@@ -1288,8 +1324,7 @@ static void test_daemon_kill9(void **state)
 
 	daemon_start(f, NULL);
 	spawn_or_fail(&target, "threads", args);
-	perch_bg(f, &rec, 0, "record", "-p", pid_str(target.pid), "--no-autostart", NULL);
-	id = wait_recording(f, target.pid);
+	id = record_bg(f, &rec, target.pid);
 	sleep_ms(300);
 	assert_true(daemon_kill(f, SIGKILL, 5000, &status));
 	assert_untraced(target.pid, 17);
@@ -1347,7 +1382,7 @@ static int64_t schedule_add(struct fx *f, const char *exe, const char *every,
 /* The schedule as `perch schedule ls --json` lists it, or NULL (put it). */
 static json_object *schedule_listed(struct fx *f, int64_t id)
 {
-	json_object *arr, *found = NULL, *v;
+	json_object *arr, *found;
 	struct cmd c;
 
 	perch(f, &c, 0, "schedule", "ls", "--json", NULL);
@@ -1355,12 +1390,7 @@ static json_object *schedule_listed(struct fx *f, int64_t id)
 	arr = json_tokener_parse(c.out);
 	if (arr == NULL || !json_object_is_type(arr, json_type_array))
 		fail_msg("schedule ls --json printed '%s'", c.out);
-	for (size_t i = 0; i < json_object_array_length(arr); i++) {
-		json_object *o = json_object_array_get_idx(arr, i);
-
-		if (json_object_object_get_ex(o, "schedule", &v) && json_object_get_int64(v) == id)
-			found = json_object_get(o);
-	}
+	found = json_object_get(find_entry(arr, "schedule", id));
 	json_object_put(arr);
 	free_cmd(&c);
 	return found;
@@ -1401,17 +1431,13 @@ static void count_scheduled(const struct fx *f, int64_t id, int64_t *all, int64_
 /* The schedule as listed has what was asked. */
 static void check_listed(struct fx *f, int64_t id, const char *exe)
 {
-	json_object *o = schedule_listed(f, id), *v;
+	json_object *o = schedule_listed(f, id);
 
 	assert_non_null(o);
-	assert_true(json_object_object_get_ex(o, "target", &v));
-	assert_string_equal(json_object_get_string(v), exe);
-	assert_true(json_object_object_get_ex(o, "kind", &v));
-	assert_string_equal(json_object_get_string(v), "exe");
-	assert_true(json_object_object_get_ex(o, "interval_s", &v));
-	assert_true(json_object_get_double(v) == 2.0);
-	assert_true(json_object_object_get_ex(o, "keep_count", &v));
-	assert_int_equal(json_object_get_int64(v), 2);
+	assert_string_equal(json_object_get_string(member(o, "target")), exe);
+	assert_string_equal(json_object_get_string(member(o, "kind")), "exe");
+	assert_true(json_object_get_double(member(o, "interval_s")) == 2.0);
+	assert_int_equal(json_object_get_int64(member(o, "keep_count")), 2);
 	json_object_put(o);
 }
 
@@ -1456,7 +1482,6 @@ static void check_missing_schedule(struct fx *f)
 	int64_t id = schedule_add(f, "no-such-program-xyz", "1s", "500ms", NULL), runs;
 	char id_arg[24];
 	json_object *o;
-	struct cmd c;
 	sqlite3 *db;
 
 	sleep_ms(2500);
@@ -1472,17 +1497,13 @@ static void check_missing_schedule(struct fx *f)
 	sqlite3_close(db);
 
 	snprintf(id_arg, sizeof id_arg, "%" PRId64, id);
-	perch(f, &c, 0, "schedule", "rm", id_arg, NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
+	perch_ok(f, 0, "schedule", "rm", id_arg, NULL);
 	o = schedule_listed(f, id);
 	assert_null(o);
 	db = db_ro(f);
 	assert_int_equal(q_int(db, "SELECT count(*) FROM schedules WHERE id = ?1", id), 0);
 	sqlite3_close(db);
-	perch(f, &c, 0, "schedule", "rm", id_arg, NULL);
-	assert_refused(&c, NULL);
-	free_cmd(&c);
+	perch_refused(f, 0, NULL, "schedule", "rm", id_arg, NULL);
 }
 
 static void test_schedules(void **state)
@@ -1708,9 +1729,7 @@ static void check_nobody_status(struct fx *f, int64_t mine, int64_t theirs)
 	json_object_put(arr);
 	free_cmd(&c);
 	snprintf(id_arg, sizeof id_arg, "%" PRId64, theirs);
-	perch(f, &c, NOBODY, "stop", id_arg, NULL);
-	assert_refused(&c, NULL);
-	free_cmd(&c);
+	perch_refused(f, NOBODY, NULL, "stop", id_arg, NULL);
 }
 
 static void test_access(void **state)
@@ -1719,7 +1738,7 @@ static void test_access(void **state)
 					    PERCH_TARGETS_DIR "/burner", NULL };
 	struct fx *f = *state;
 	struct child root_burner, nobody_burner;
-	struct cmd root_rec, nobody_rec, c;
+	struct cmd root_rec, nobody_rec;
 	int64_t theirs, mine;
 	sqlite3 *db;
 
@@ -1738,14 +1757,10 @@ static void test_access(void **state)
 		fail_msg("cannot start burner as nobody");
 	assert_int_equal(process_uid(nobody_burner.pid), NOBODY);
 
-	perch(f, &c, NOBODY, "record", "-p", pid_str(root_burner.pid), "-d", "1",
-	      "--no-autostart", NULL);
-	assert_refused(&c, "not permitted");
-	free_cmd(&c);
+	perch_refused(f, NOBODY, "not permitted", "record", "-p", pid_str(root_burner.pid),
+		      "-d", "1", "--no-autostart", NULL);
 
-	perch_bg(f, &root_rec, 0, "record", "-p", pid_str(root_burner.pid), "--no-autostart",
-		 NULL);
-	theirs = wait_recording(f, root_burner.pid);
+	theirs = record_bg(f, &root_rec, root_burner.pid);
 	perch_bg(f, &nobody_rec, NOBODY, "record", "-p", pid_str(nobody_burner.pid), "-d", "2",
 		 "--no-autostart", NULL);
 	mine = wait_recording(f, nobody_burner.pid);
@@ -1786,12 +1801,9 @@ static void expect_error(int fd, const char *code, int64_t id)
 	if (o == NULL || !json_object_object_get_ex(o, "error", &v) ||
 	    strcmp(json_object_get_string(v), code) != 0)
 		fail_msg("expected error '%s', got %s", code, buf);
-	assert_true(json_object_object_get_ex(o, "ok", &v));
-	assert_false(json_object_get_boolean(v));
-	assert_true(json_object_object_get_ex(o, "message", &v));
-	assert_true(json_object_get_string_len(v) > 0);
-	assert_true(json_object_object_get_ex(o, "id", &v));
-	assert_int_equal(json_object_get_int64(v), id);
+	assert_false(json_object_get_boolean(member(o, "ok")));
+	assert_true(json_object_get_string_len(member(o, "message")) > 0);
+	assert_int_equal(json_object_get_int64(member(o, "id")), id);
 	json_object_put(o);
 }
 
@@ -1871,9 +1883,7 @@ static void test_socket_robustness(void **state)
 		close(idle[i]);
 	for (int i = 0; i < 100 && !daemon_answers(f); i++)
 		sleep_ms(20);
-	perch(f, &c, 0, "status", NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
+	perch_ok(f, 0, "status", NULL);
 	assert_daemon_alive(f);
 }
 
@@ -2085,14 +2095,11 @@ static void check_random_bytes(struct fx *f)
 static void test_socket_garbage(void **state)
 {
 	struct fx *f = *state;
-	struct cmd c;
 
 	daemon_start(f, NULL);
 	check_huge_line(f);
 	check_random_bytes(f);
-	perch(f, &c, 0, "status", NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
+	perch_ok(f, 0, "status", NULL);
 	assert_daemon_alive(f);
 }
 
@@ -2160,10 +2167,8 @@ static void test_disk_full(void **state)
 	o = json_tokener_parse(c.out);
 	if (o == NULL)
 		fail_msg("record printed '%s' '%s'", c.out, c.err);
-	assert_true(json_object_object_get_ex(o, "session", &v));
-	second = json_object_get_int64(v);
-	assert_true(json_object_object_get_ex(o, "status", &v));
-	assert_string_equal(json_object_get_string(v), "failed");
+	second = json_object_get_int64(member(o, "session"));
+	assert_string_equal(json_object_get_string(member(o, "status")), "failed");
 	assert_true(json_object_object_get_ex(o, "error", &v) && v != NULL);
 	if (strstr(json_object_get_string(v), "full") == NULL)
 		fail_msg("error '%s' does not say the disk is full", json_object_get_string(v));
@@ -2173,12 +2178,8 @@ static void test_disk_full(void **state)
 
 	assert_int_equal(check_session_data(f, first), first_samples);
 	assert_status(f, first, "complete");
-	perch(f, &c, 0, "sessions", NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
-	perch(f, &c, 0, "status", NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
+	perch_ok(f, 0, "sessions", NULL);
+	perch_ok(f, 0, "status", NULL);
 	assert_daemon_alive(f);
 	assert_untraced(target.pid, 3);
 
@@ -2290,9 +2291,7 @@ static void check_upgraded(struct fx *f, const char *what)
 		fail_msg("perch sessions on the %s: exit %d, '%s' '%s'", what, exit_code(&c),
 			 c.out, c.err);
 	free_cmd(&c);
-	perch(f, &c, 0, "schedule", "ls", NULL);
-	assert_int_equal(exit_code(&c), 0);
-	free_cmd(&c);
+	perch_ok(f, 0, "schedule", "ls", NULL);
 	assert_true(daemon_kill(f, SIGTERM, 5000, &status));
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	remove_db(f);
