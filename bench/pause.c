@@ -33,43 +33,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "series.h"
 #include "spawn.h"
 #include "target.h"
 #include "procfs.h"
 #include "tracer.h"
 
-struct series {
-	double *v;
-	size_t n, cap;
-};
-
-static void add(struct series *s, double x)
+static double pct(const struct series *s, double p)
 {
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 1024;
-		s->v = realloc(s->v, s->cap * sizeof *s->v);
-		if (s->v == NULL)
-			abort();
-	}
-	s->v[s->n++] = x;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double pct(struct series *s, double p)
-{
-	size_t i;
-
-	if (s->n == 0)
-		return 0;
-	qsort(s->v, s->n, sizeof *s->v, cmp_double);
-	i = (size_t)(p / 100.0 * (double)(s->n - 1) + 0.5);
-	return s->v[i];
+	return percentile(s->v, s->n, p);
 }
 
 /* The CPU a thread last ran on (/proc/PID/task/TID/stat field 39), or -1. */
@@ -266,14 +238,14 @@ static void round_on(struct subject *sj, int i)
 	if (i < 0 || b < 0 || bp < 0 || x < 0 || m < 0 || k < 0)
 		return;
 	sj->frames = nf;
-	add(&sj->bare, b);
-	add(&sj->bare_poll, bp);
-	add(&sj->pause, p);
-	add(&sj->cpu, x);
-	add(&sj->cpu_mask, m);
-	add(&sj->stock, k);
+	series_add(&sj->bare, b);
+	series_add(&sj->bare_poll, bp);
+	series_add(&sj->pause, p);
+	series_add(&sj->cpu, x);
+	series_add(&sj->cpu_mask, m);
+	series_add(&sj->stock, k);
 	if (nv >= 0)
-		add(&sj->naive, nv);
+		series_add(&sj->naive, nv);
 }
 
 static void report(struct subject *sj)

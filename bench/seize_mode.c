@@ -51,6 +51,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "series.h"
 #include "spawn.h"
 #include "target.h"
 #include "targets/siglat.h"
@@ -66,44 +67,10 @@
 
 /* ---- numbers ---------------------------------------------------------- */
 
-struct series {
-	uint64_t *v;
-	size_t n, cap;
-};
-
-static void add(struct series *s, uint64_t x)
+/* The p-th percentile of v[0..n) (ns, exact as doubles), in µs. */
+static double pct_us(const double *v, size_t n, double p)
 {
-	if (s->n == s->cap) {
-		s->cap = s->cap ? s->cap * 2 : 1024;
-		s->v = realloc(s->v, s->cap * sizeof *s->v);
-		if (s->v == NULL)
-			abort();
-	}
-	s->v[s->n++] = x;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* The p-th percentile of v[0..n), in µs; v is left untouched. */
-static double pct_us(const uint64_t *v, size_t n, double p)
-{
-	uint64_t *tmp, x;
-
-	if (n == 0)
-		return 0;
-	tmp = malloc(n * sizeof *tmp);
-	if (tmp == NULL)
-		abort();
-	memcpy(tmp, v, n * sizeof *tmp);
-	qsort(tmp, n, sizeof *tmp, cmp_u64);
-	x = tmp[(size_t)(p / 100.0 * (double)(n - 1) + 0.5)];
-	free(tmp);
-	return (double)x / 1000.0;
+	return percentile(v, n, p) / 1000.0;
 }
 
 static double spct(const struct series *s, double p)
@@ -334,10 +301,10 @@ static int engine_tick(struct target *t, struct config *cfg)
 
 	if (rc < 0)
 		return rc;
-	add(&cfg->sample_cpu, thread_cpu_ns() - cpu0);
+	series_add(&cfg->sample_cpu, thread_cpu_ns() - cpu0);
 	for (size_t i = 0; i < s.nthreads; i++)
 		if (s.threads[i].capture == PERCH_CAPTURE_STOPPED)
-			add(&cfg->pause, s.threads[i].pause_ns);
+			series_add(&cfg->pause, s.threads[i].pause_ns);
 	cfg->ticks++;
 	return 0;
 }
@@ -580,7 +547,7 @@ static int send_signals(struct bench *b, struct config *cfg)
 		sleep_random_us(&b->seed, GAP_MIN_US, GAP_MAX_US + extra_us);
 		if (send_one(b, &lat, &same_cpu) < 0)
 			return -1;
-		add(&cfg->lat, lat);
+		series_add(&cfg->lat, lat);
 		cfg->same_cpu += same_cpu;
 	}
 	return 0;
@@ -665,9 +632,9 @@ static int cost_block(struct bench *b, bool stay, struct cost *c)
 			  : capture_per_sample(tid, &cap);
 		if (rc < 0)
 			break;
-		add(&c->cpu, thread_cpu_ns() - cpu0);
-		add(&c->wall, mono_ns() - w0);
-		add(&c->pause, cap.pause_ns);
+		series_add(&c->cpu, thread_cpu_ns() - cpu0);
+		series_add(&c->wall, mono_ns() - w0);
+		series_add(&c->pause, cap.pause_ns);
 	}
 	if (stay && release(tid) < 0 && rc == 0)
 		rc = -1;
@@ -681,7 +648,7 @@ static size_t count_above(const struct series *s, double us)
 	size_t n = 0;
 
 	for (size_t i = 0; i < s->n; i++)
-		n += (double)s->v[i] / 1000.0 > us;
+		n += s->v[i] / 1000.0 > us;
 	return n;
 }
 
