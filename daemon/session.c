@@ -27,6 +27,7 @@ struct proc {
 	pid_t pid;
 	struct target *t;
 	int64_t cpu_first, cpu_last;	/* utime+stime in ticks, -1 unknown */
+	int rc;				/* of this tick's first half */
 };
 
 /* A thread seen in this session: (pid, tid, name) -> session thread id. */
@@ -57,6 +58,8 @@ struct session {
 	/* Sampler thread only. */
 	struct proc *procs;
 	size_t nproc, proc_cap;
+	struct tracer_job **jobs;	/* this tick's stops, of every process */
+	size_t jobs_cap;
 	struct interner *interner;
 	uint64_t eintr_done;		/* from processes no longer sampled */
 	int64_t cpu_done;
@@ -207,14 +210,14 @@ static uint32_t thread_id(struct session *s, pid_t pid, const struct perch_threa
 /* ---- sampling ----------------------------------------------------------- */
 
 /*
- * Samples one process into b, adding its thread count to *threads.  Returns
- * 0 or -ESRCH when it has exited.
+ * Ends one process's tick (target_end) into b, adding its thread count to
+ * *threads.  Returns 0 or -ESRCH when it has exited.
  */
 static int sample_proc(struct session *s, struct proc *pr, struct store_batch *b,
 		       unsigned int *threads)
 {
 	struct perch_sample smp;
-	int rc = target_sample(pr->t, &smp);
+	int rc = target_end(pr->t, &smp);
 
 	if (rc < 0)
 		return rc;
@@ -236,8 +239,10 @@ static int sample_proc(struct session *s, struct proc *pr, struct store_batch *b
 		ss.stack_id = interner_stack(s->interner, th->frames, th->nframes, &b->defs);
 		ss.time_ns = smp.time_ns;
 		ss.state = th->state;
-		store_batch_add_sample(b, &ss);
-		atomic_fetch_add(&s->thread_samples, 1);
+		/* A stop carried through earlier ticks stands for each of them. */
+		for (unsigned int k = 0; k < th->weight; k++)
+			store_batch_add_sample(b, &ss);
+		atomic_fetch_add(&s->thread_samples, th->weight);
 	}
 	*threads += (unsigned int)smp.nthreads;
 	return 0;
@@ -261,12 +266,38 @@ static void drop_proc(struct session *s, size_t i)
  * One tick over every process.  Returns -ESRCH when the session has nothing
  * left to sample (the target exited, and with children all descendants too).
  */
-static int tick(struct session *s, struct store_batch *b)
+static int tick(struct session *s, struct store_batch *b, uint64_t deadline)
 {
 	unsigned int threads = 0;
+	size_t njobs = 0;
 
+	/*
+	 * Every process's threads are interrupted first, then their stops are
+	 * collected together until the next tick is due; a stop still pending
+	 * then is carried (see target_end) rather than making the tick late.
+	 */
+	for (size_t i = 0; i < s->nproc; i++) {
+		struct tracer_job **jobs;
+		size_t n;
+
+		struct proc *pr = &s->procs[i];
+
+		pr->rc = access_recheck(pr->pid, s->p.uid, s->p.gid);
+		if (pr->rc == 0)
+			pr->rc = target_begin(pr->t);
+		if (pr->rc < 0)
+			continue;
+		n = target_jobs(pr->t, &jobs);
+		if (njobs + n > s->jobs_cap) {
+			s->jobs_cap = (njobs + n) * 2;
+			s->jobs = xreallocarray(s->jobs, s->jobs_cap, sizeof *s->jobs);
+		}
+		memcpy(s->jobs + njobs, jobs, n * sizeof *jobs);
+		njobs += n;
+	}
+	tracer_collect(s->jobs, njobs, deadline);
 	for (size_t i = 0; i < s->nproc;) {
-		int rc = access_recheck(s->procs[i].pid, s->p.uid, s->p.gid);
+		int rc = s->procs[i].rc;
 
 		if (rc == 0 && (rc = sample_proc(s, &s->procs[i], b, &threads)) != -ESRCH &&
 		    rc != -EPERM)
@@ -443,7 +474,7 @@ static const char *run(struct session *s, char **error)
 	due = mono_ns();
 	last_batch = last_scan = due;
 	for (;;) {
-		uint64_t now;
+		uint64_t now, next;
 
 		if (wait_until(s, due < end ? due : end)) {
 			status = "stopped";
@@ -455,7 +486,8 @@ static const char *run(struct session *s, char **error)
 			break;
 		}
 		due = account_lateness(s, now, due, period);
-		if (tick(s, b) < 0) {
+		next = due + jittered(s, period);
+		if (tick(s, b, next) < 0) {
 			status = "target-exited";
 			if (s->denied != 0)
 				*error = xasprintf("process %d became setuid, setgid or non-dumpable: "
@@ -478,7 +510,7 @@ static const char *run(struct session *s, char **error)
 				break;
 			}
 		}
-		due += jittered(s, period);
+		due = next;
 	}
 	read_cpu(s);
 	store_batch_free(hand_off(s, b));
@@ -545,6 +577,7 @@ static void session_destroy(struct session *s)
 	while (s->nproc > 0)
 		drop_proc(s, s->nproc - 1);
 	free(s->procs);
+	free(s->jobs);
 	interner_free(s->interner);
 	free(s->keys);
 	free(s->index);

@@ -50,6 +50,9 @@ struct tstate {
 	enum step step;
 	int error;
 	bool not_run;			/* not run since the last sample */
+	/* Its stop was pending at the end of a tick (see target_end). */
+	bool carried;
+	unsigned int carried_ticks;	/* ticks since, this one included */
 	struct tracer_job job;
 	struct thread_snapshot snap;
 	struct perch_frame *frames;
@@ -74,6 +77,7 @@ struct target {
 	struct unwind_frame *ufr;
 	bool maps_stale;
 	uint64_t ticks;
+	uint64_t time_ns;	/* of this tick */
 	struct target_stats stats;
 };
 
@@ -336,9 +340,13 @@ static int update_threads(struct target *t)
 		}
 		ts->seen = true;
 	}
-	/* Drop threads that exited; keep the array sorted by tid. */
+	/*
+	 * Drop threads that exited; keep the array sorted by tid.  A carried
+	 * thread stays until its stop is collected: an exiting thread we have
+	 * seized waits for us to release it.
+	 */
 	for (size_t i = 0; i < t->nthreads; i++) {
-		if (t->threads[i]->seen)
+		if (t->threads[i]->seen || t->threads[i]->carried)
 			t->threads[n++] = t->threads[i];
 		else
 			tstate_free(t->threads[i]);
@@ -439,6 +447,8 @@ static void start_stop(struct target *t, struct tstate *ts)
 		j->flags |= TRACER_NO_POLL;
 	j->copy_len = ts->copy_len;
 	j->snap = &ts->snap;
+	j->stack_end = stack_end_of;
+	j->ctx = t;
 	ts->not_run = ts->have_last && ts->run_ns == ts->last_run_ns;
 	if (tracer_start(j) < 0) {
 		ts->step = j->rc == -ESRCH ? STEP_GONE : STEP_FAILED;
@@ -687,6 +697,9 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 {
 	memset(pt, 0, sizeof *pt);
 	pt->tid = ts->tid;
+	pt->weight = ts->carried ? ts->carried_ticks + 1 : 1;
+	ts->carried = false;
+	ts->carried_ticks = 0;
 	snprintf(pt->name, sizeof pt->name, "%s", ts->st.comm);
 	if (ts->step == STEP_PENDING)
 		stopped(t, ts);
@@ -739,13 +752,10 @@ static bool process_gone(pid_t pid)
 	return st.state == 'Z' || st.state == 'X';
 }
 
-int target_sample(struct target *t, struct perch_sample *out)
+int target_begin(struct target *t)
 {
-	size_t n = 0;
-	unsigned int gone = 0;
 	int rc;
 
-	memset(out, 0, sizeof *out);
 	t->ticks++;
 	if (t->maps_stale || t->ticks % MAPS_REFRESH_EVERY == 0)
 		refresh_maps(t);
@@ -757,30 +767,58 @@ int target_sample(struct target *t, struct perch_sample *out)
 		t->out = xreallocarray(t->out, t->out_cap, sizeof *t->out);
 		t->jobs = xreallocarray(t->jobs, t->out_cap, sizeof *t->jobs);
 	}
-	out->time_ns = real_ns();
+	t->time_ns = real_ns();
 	/*
 	 * Stops are started one after the other and collected as threads stop:
 	 * the tick costs the slowest thread's stop, not the sum of all.
 	 */
 	t->njobs = 0;
 	for (size_t i = 0; i < t->nthreads; i++) {
-		begin_thread(t, t->threads[i]);
+		struct tstate *ts = t->threads[i];
+
+		if (ts->carried) {
+			ts->carried_ticks++;
+			t->jobs[t->njobs++] = &ts->job;
+			continue;
+		}
+		begin_thread(t, ts);
 		if (t->njobs > 0)
-			tracer_collect(t->jobs, t->njobs, false, stack_end_of, t);
+			tracer_collect(t->jobs, t->njobs, TRACER_NOW);
 	}
-	tracer_collect(t->jobs, t->njobs, true, stack_end_of, t);
+	return 0;
+}
+
+size_t target_jobs(struct target *t, struct tracer_job ***jobs)
+{
+	*jobs = t->jobs;
+	return t->njobs;
+}
+
+int target_end(struct target *t, struct perch_sample *out)
+{
+	size_t n = 0;
+	unsigned int gone = 0;
+
+	memset(out, 0, sizeof *out);
+	out->time_ns = t->time_ns;
 	for (size_t i = 0; i < t->nthreads; i++) {
+		struct tstate *ts = t->threads[i];
 		struct perch_thread *pt = &t->out[n];
 
-		end_thread(t, t->threads[i], pt);
-		if (t->threads[i]->step == STEP_GONE) {
+		if (ts->step == STEP_PENDING && !ts->job.done) {
+			ts->carried = true;
+			t->stats.carried++;
+			continue;
+		}
+		end_thread(t, ts, pt);
+		if (ts->step == STEP_GONE) {
 			gone++;
 			continue;
 		}
 		t->stats.thread_samples[pt->capture]++;
 		n++;
 	}
-	if (n == 0 && process_gone(t->pid))
+	if (n == 0 && t->njobs == 0 && process_gone(t->pid))
 		return -ESRCH;
 	out->threads = t->out;
 	out->nthreads = n;
@@ -789,10 +827,27 @@ int target_sample(struct target *t, struct perch_sample *out)
 	return 0;
 }
 
+int target_sample(struct target *t, struct perch_sample *out)
+{
+	int rc = target_begin(t);
+
+	if (rc < 0) {
+		memset(out, 0, sizeof *out);
+		return rc;
+	}
+	tracer_collect(t->jobs, t->njobs, TRACER_ALL);
+	return target_end(t, out);
+}
+
 void target_close(struct target *t)
 {
 	if (t == NULL)
 		return;
+	t->njobs = 0;
+	for (size_t i = 0; i < t->nthreads; i++)
+		if (t->threads[i]->carried)
+			t->jobs[t->njobs++] = &t->threads[i]->job;
+	tracer_collect(t->jobs, t->njobs, TRACER_ALL);
 	for (size_t i = 0; i < t->nthreads; i++)
 		tstate_free(t->threads[i]);
 	free(t->threads);

@@ -52,6 +52,12 @@ struct perch_thread {
 	bool complete;		/* the stack reaches the thread's root */
 	int error;		/* negative errno when capture is NONE */
 	uint64_t pause_ns;	/* how long the thread was stopped, or 0 */
+	/*
+	 * The ticks this sample stands for, at least 1: a thread whose stop
+	 * was still pending at the end of earlier ticks (see target_end) is
+	 * sampled for each of them once it stops.
+	 */
+	unsigned int weight;
 	const struct perch_frame *frames;	/* leaf first */
 	size_t nframes;
 };
@@ -83,9 +89,11 @@ struct target_stats {
 	uint64_t signals_reinjected;
 	uint64_t eintr_caused;		/* stops that made a syscall fail with EINTR */
 	uint64_t copy_bytes;
+	uint64_t carried;		/* thread-ticks left to a later tick */
 };
 
 struct target;
+struct tracer_job;
 
 /*
  * Opens pid for sampling.  Nothing is stopped or attached yet.  Refuses,
@@ -98,13 +106,40 @@ int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
 		char **cause);
 
 /*
- * Takes one sample of every thread.  *out and everything it points to stay
- * valid until the next call or target_close.  Returns 0, -ESRCH when the
- * process has exited (no sample), or another negative errno.
+ * Takes one sample of every thread, waiting for every stop.  *out and
+ * everything it points to stay valid until the next call or target_close.
+ * Returns 0, -ESRCH when the process has exited (no sample), or another
+ * negative errno.
  */
 int target_sample(struct target *t, struct perch_sample *out);
 
-/* NULL-safe.  Never leaves a thread stopped or traced. */
+/*
+ * The same in three steps, for a caller that must keep its rate when
+ * threads are slow to stop, or samples several targets at once:
+ * target_begin lists the threads, captures those that need no stop and
+ * starts stopping the others; the caller collects the stops of every
+ * target (target_jobs, tracer_collect) until its deadline; target_end
+ * unwinds what was captured into *out (valid as for target_sample).
+ *
+ * A thread still not stopped at target_end is left out of that tick and
+ * carried: it stays seized with its interrupt pending, the next ticks do
+ * not stop it again, and its sample, once it stops, has one weight per tick
+ * it was carried through, plus one.  It cannot have run user code in
+ * between, so its stack then was its stack at each of those ticks.  Only a
+ * thread waiting for a CPU is that slow: on a machine with more running
+ * threads than CPUs, a stop waits for the scheduler's next preemption
+ * (4 ms at HZ=250), and waiting for all of them would make every tick late.
+ *
+ * target_begin returns as target_sample; target_end returns 0 or -ESRCH.
+ */
+int target_begin(struct target *t);
+size_t target_jobs(struct target *t, struct tracer_job ***jobs);
+int target_end(struct target *t, struct perch_sample *out);
+
+/*
+ * NULL-safe.  Never leaves a thread stopped or traced: waits for carried
+ * stops first.
+ */
 void target_close(struct target *t);
 
 pid_t target_pid(const struct target *t);

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -202,8 +203,7 @@ static void finish(struct tracer_job *j, int rc, int deliver)
 }
 
 /* The thread is stopped: registers, stack, release. */
-static void capture(struct tracer_job *j, int deliver,
-		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
+static void capture(struct tracer_job *j, int deliver)
 {
 	struct thread_snapshot *snap = j->snap;
 	struct iovec iov = { &snap->regs, sizeof snap->regs };
@@ -217,7 +217,7 @@ static void capture(struct tracer_job *j, int deliver,
 	snap->regs_full = true;
 	snap->interrupted_syscall = deliver == 0 && (int64_t)snap->regs.orig_rax >= 0 &&
 				    (int64_t)snap->regs.rax == -EINTR;
-	end = stack_end ? stack_end(ctx, snap->regs.rsp) : 0;
+	end = j->stack_end ? j->stack_end(j->ctx, snap->regs.rsp) : 0;
 	if (end > snap->regs.rsp && end - snap->regs.rsp < copy_len)
 		copy_len = (size_t)(end - snap->regs.rsp);
 	finish(j, copy_stack(j->tid, snap->regs.rsp, copy_len, snap), deliver);
@@ -253,8 +253,7 @@ int tracer_start(struct tracer_job *j)
 }
 
 /* Handles whatever happened to one pending job.  Returns true if it did. */
-static bool step(struct tracer_job *j, bool block,
-		 uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
+static bool step(struct tracer_job *j, bool block)
 {
 	int status, deliver = 0, rc = next_status(j, block, &status);
 
@@ -268,7 +267,7 @@ static bool step(struct tracer_job *j, bool block,
 	if (rc < 0)
 		finish(j, rc, 0);
 	else if (rc > 0)
-		capture(j, deliver, stack_end, ctx);
+		capture(j, deliver);
 	return true;
 }
 
@@ -293,14 +292,13 @@ static size_t other_cpus(void)
  * whether one of them last ran on our CPU (polling would keep it from
  * running to its stop).
  */
-static size_t sweep(struct tracer_job **jobs, size_t n, bool *no_poll,
-		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
+static size_t sweep(struct tracer_job **jobs, size_t n, bool *no_poll)
 {
 	size_t pending = 0;
 
 	*no_poll = false;
 	for (size_t i = 0; i < n; i++) {
-		if (jobs[i]->done || step(jobs[i], false, stack_end, ctx))
+		if (jobs[i]->done || step(jobs[i], false))
 			continue;
 		pending++;
 		*no_poll |= (jobs[i]->flags & TRACER_NO_POLL) != 0;
@@ -336,23 +334,87 @@ static struct tracer_job *pending_job(struct tracer_job **jobs, size_t n, pid_t 
 	return NULL;
 }
 
-void tracer_collect(struct tracer_job **jobs, size_t n, bool wait,
-		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx)
-{
-	uint64_t start = now_ns();
-	bool no_poll;
+/*
+ * The deadline of a collection that must sleep: a timer sends this thread a
+ * signal, whose handler does nothing but make waitid fail with EINTR, at the
+ * deadline and every millisecond after, should one land just before the
+ * wait.  Thread-directed, so no other thread of the process sees it.
+ */
+#define DEADLINE_REPEAT_NS 1000000u
 
-	while (sweep(jobs, n, &no_poll, stack_end, ctx) > 0 && wait) {
-		if (!no_poll && now_ns() - start < POLL_NS)
+static void on_deadline(int sig)
+{
+	(void)sig;
+}
+
+static void install_deadline_handler(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_deadline;	/* no SA_RESTART: the wait must end */
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGRTMIN + 4, &sa, NULL);
+}
+
+static bool arm_deadline(timer_t *timer, uint64_t deadline_ns)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	struct sigevent ev;
+	struct itimerspec its = {
+		.it_value = { (time_t)(deadline_ns / 1000000000u),
+			      (long)(deadline_ns % 1000000000u) },
+		.it_interval = { 0, DEADLINE_REPEAT_NS },
+	};
+	sigset_t set;
+
+	pthread_once(&once, install_deadline_handler);
+	memset(&ev, 0, sizeof ev);
+	ev.sigev_notify = SIGEV_THREAD_ID;
+	ev.sigev_signo = SIGRTMIN + 4;
+	/* glibc 2.36 has no sigev_notify_thread_id macro. */
+	ev._sigev_un._tid = gettid();
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN + 4);
+	if (pthread_sigmask(SIG_UNBLOCK, &set, NULL) != 0 ||
+	    timer_create(CLOCK_MONOTONIC, &ev, timer) < 0)
+		return false;
+	if (timer_settime(*timer, TIMER_ABSTIME, &its, NULL) < 0) {
+		timer_delete(*timer);
+		return false;
+	}
+	return true;
+}
+
+size_t tracer_collect(struct tracer_job **jobs, size_t n, uint64_t deadline_ns)
+{
+	uint64_t start = now_ns(), now;
+	bool no_poll, armed = false;
+	timer_t timer;
+	size_t pending;
+
+	while ((pending = sweep(jobs, n, &no_poll)) > 0 && (now = now_ns()) < deadline_ns) {
+		if (!no_poll && now - start < POLL_NS)
 			continue;
+		if (deadline_ns != TRACER_ALL && !armed && !(armed = arm_deadline(&timer, deadline_ns))) {
+			/* No timer: naps, which cost a wake-up each, to the deadline. */
+			struct timespec nap = { 0, 200000 };
+
+			nanosleep(&nap, NULL);
+			continue;
+		}
 		/*
 		 * A report for something else (a child of the caller's that
 		 * exited, which we must not reap) would wake us again at once:
-		 * then wait for one of our threads specifically.
+		 * then wait for one of our threads specifically.  Either wait
+		 * ends early, with nothing, at the deadline.
 		 */
 		if (pending_job(jobs, n, wait_any()) == NULL)
-			step(pending_job(jobs, n, 0), true, stack_end, ctx);
+			step(pending_job(jobs, n, 0), true);
 	}
+	if (armed)
+		timer_delete(timer);
+	return pending;
 }
 
 int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
@@ -360,11 +422,11 @@ int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
 		   struct thread_snapshot *snap)
 {
 	struct tracer_job j = { .tid = tid, .flags = flags, .copy_len = copy_len,
-				.snap = snap };
+				.snap = snap, .stack_end = stack_end, .ctx = ctx };
 	struct tracer_job *jobs[1] = { &j };
 
 	if (tracer_start(&j) == 0)
-		tracer_collect(jobs, 1, true, stack_end, ctx);
+		tracer_collect(jobs, 1, TRACER_ALL);
 	return j.rc;
 }
 

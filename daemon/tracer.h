@@ -68,6 +68,12 @@ struct tracer_job {
 	unsigned int flags;		/* TRACER_* */
 	size_t copy_len;		/* stack bytes wanted */
 	struct thread_snapshot *snap;	/* filled in */
+	/*
+	 * Bounds the copy by the end of the mapping holding the stack pointer
+	 * (0 when unknown); may be NULL.
+	 */
+	uint64_t (*stack_end)(void *ctx, uint64_t sp);
+	void *ctx;
 	/* Set by the tracer. */
 	bool done;
 	int rc;				/* once done: 0 or a negative errno */
@@ -81,12 +87,19 @@ struct tracer_job {
 int tracer_start(struct tracer_job *job);
 
 /*
- * Captures and releases pending jobs whose threads have stopped: all of
- * them (wait) or only those already stopped.  stack_end(ctx, sp) bounds the
- * stack copy by the end of the mapping holding sp (0 when unknown).
+ * Captures and releases pending jobs as their threads stop, until all are
+ * done or CLOCK_MONOTONIC reaches deadline_ns: TRACER_NOW takes only those
+ * already stopped, TRACER_ALL waits for every one.  Returns how many are
+ * still pending.  Their threads stay seized with the interrupt pending, so
+ * each stops on its next way to user space, having run no user code since
+ * the interrupt: a later call collects it, and its stack is still the one
+ * it had then.  (A thread waits that long only for a CPU: an interrupt
+ * cannot take it off a run queue.)  Jobs may belong to several targets.
  */
-void tracer_collect(struct tracer_job **jobs, size_t n, bool wait,
-		    uint64_t (*stack_end)(void *ctx, uint64_t sp), void *ctx);
+size_t tracer_collect(struct tracer_job **jobs, size_t n, uint64_t deadline_ns);
+
+#define TRACER_NOW 0
+#define TRACER_ALL UINT64_MAX
 
 /*
  * Stops tid, copies registers and up to copy_len bytes of stack (bounded by

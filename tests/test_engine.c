@@ -169,6 +169,128 @@ static void test_sixteen_threads(void **state)
 	assert_int_equal(child_report_long(&c, "idle_wakeups"), 0);
 }
 
+/* TracerPid of one thread, or -1. */
+static int thread_tracer(pid_t pid, pid_t tid)
+{
+	char path[96], line[256];
+	int tracer = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/status", (int)pid, (int)tid);
+	if ((f = fopen(path, "r")) == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+			break;
+	fclose(f);
+	return tracer;
+}
+
+/*
+ * More spinning threads than CPUs, ticks that collect stops for 1 ms only:
+ * the threads waiting for a CPU are carried, never stopped twice, and once
+ * they stop their sample stands for every tick they missed, so that each
+ * thread's weights add up to the number of ticks.
+ */
+static void test_carried_stops(void **state)
+{
+	enum { TICKS = 150, MAXT = 64 };
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int busy = ncpu > 0 && ncpu < 15 ? 4 * (int)ncpu : 60;
+	char nbusy[16];
+	const char *args[] = { "--threads", nbusy, "--busy", nbusy, NULL };
+	pid_t tids[MAXT];
+	unsigned long weight[MAXT] = { 0 };
+	unsigned int max_weight = 0;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+	int n;
+
+	(void)state;
+	snprintf(nbusy, sizeof nbusy, "%d", busy);
+	assert_int_equal(spawn_target(&c, "threads", args), 0);
+	usleep(100000);
+	t = open_target(c.pid);
+	n = proc_threads(c.pid, tids, MAXT);
+	assert_int_equal(n, busy + 1);
+	for (int i = 0; i <= TICKS; i++) {
+		struct tracer_job **jobs;
+		size_t njobs;
+
+		assert_int_equal(target_begin(t), 0);
+		njobs = target_jobs(t, &jobs);
+		/* The last tick waits for every stop, so nothing is left carried. */
+		tracer_collect(jobs, njobs, i < TICKS ? mono_ns() + 1000000 : TRACER_ALL);
+		assert_int_equal(target_end(t, &s), 0);
+		for (size_t k = 0; k < s.nthreads; k++) {
+			const struct perch_thread *th = &s.threads[k];
+
+			assert_true(th->weight >= 1);
+			if (th->weight > max_weight)
+				max_weight = th->weight;
+			for (int j = 0; j < n; j++)
+				if (tids[j] == th->tid)
+					weight[j] += th->weight;
+			if (strncmp(th->name, "worker-", 7) == 0 && th->capture == PERCH_CAPTURE_STOPPED)
+				assert_true(find_func(th, "busy_spin") >= 0);
+		}
+	}
+	print_message("%d busy threads on %ld CPUs: %llu thread-ticks carried, heaviest sample %u\n",
+		      busy, ncpu, (unsigned long long)target_stats(t)->carried, max_weight);
+	assert_true(target_stats(t)->carried > 0);
+	assert_true(max_weight > 1);
+	for (int j = 0; j < n; j++)
+		assert_int_equal(weight[j], TICKS + 1);
+	target_close(t);
+	for (int j = 0; j < n; j++) {
+		assert_int_equal(thread_tracer(c.pid, tids[j]), 0);
+		assert_true(proc_state(c.pid, tids[j]) != 't');
+	}
+	assert_int_equal(child_quit(&c), 0);
+}
+
+/*
+ * Carried stops still pending when the target is closed: target_close
+ * waits for them, and leaves no thread traced or stopped.
+ */
+static void test_close_with_carried_stops(void **state)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	int busy = ncpu > 0 && ncpu < 15 ? 4 * (int)ncpu : 60;
+	char nbusy[16];
+	const char *args[] = { "--threads", nbusy, "--busy", nbusy, NULL };
+	pid_t tids[64];
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+	bool carried = false;
+	int n;
+
+	(void)state;
+	snprintf(nbusy, sizeof nbusy, "%d", busy);
+	assert_int_equal(spawn_target(&c, "threads", args), 0);
+	usleep(100000);
+	t = open_target(c.pid);
+	n = proc_threads(c.pid, tids, 64);
+	for (int i = 0; i < 50 && !carried; i++) {
+		struct tracer_job **jobs;
+		size_t njobs;
+
+		assert_int_equal(target_begin(t), 0);
+		njobs = target_jobs(t, &jobs);
+		carried = tracer_collect(jobs, njobs, TRACER_NOW) > 0;
+		assert_int_equal(target_end(t, &s), 0);
+	}
+	assert_true(carried);
+	target_close(t);
+	for (int j = 0; j < n; j++) {
+		assert_int_equal(thread_tracer(c.pid, tids[j]), 0);
+		assert_true(proc_state(c.pid, tids[j]) != 't');
+	}
+	assert_int_equal(child_quit(&c), 0);
+}
+
 static bool all_threads_in(pid_t pid, const char *states)
 {
 	pid_t tids[64];
@@ -504,6 +626,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_burner_stacks_and_split, kill_targets),
 		cmocka_unit_test_teardown(test_deep_recursion, kill_targets),
 		cmocka_unit_test_teardown(test_sixteen_threads, kill_targets),
+		cmocka_unit_test_teardown(test_carried_stops, kill_targets),
+		cmocka_unit_test_teardown(test_close_with_carried_stops, kill_targets),
 		cmocka_unit_test_teardown(test_sigstopped_target_stays_stopped, kill_targets),
 		cmocka_unit_test_teardown(test_epoll_blocked_no_eintr, kill_targets),
 		cmocka_unit_test_teardown(test_epoll_ticking_eintr_accounted, kill_targets),
