@@ -288,6 +288,8 @@ static int tick(struct session *s, struct store_batch *b, uint64_t deadline)
 		if (pr->rc < 0)
 			continue;
 		n = target_jobs(pr->t, &jobs);
+		if (n == 0)
+			continue;
 		if (njobs + n > s->jobs_cap) {
 			s->jobs_cap = (njobs + n) * 2;
 			s->jobs = xreallocarray(s->jobs, s->jobs_cap, sizeof *s->jobs);
