@@ -861,6 +861,22 @@ void target_close(struct target *t)
 	free(t);
 }
 
+unsigned int target_running_cpus(const struct target *t, cpu_set_t *set)
+{
+	unsigned int n = 0;
+
+	for (size_t i = 0; i < t->nthreads; i++) {
+		const struct tstate *ts = t->threads[i];
+
+		if (!ts->have_last || ts->last_state != 'R')
+			continue;
+		n++;
+		if (ts->st.processor >= 0 && ts->st.processor < CPU_SETSIZE)
+			CPU_SET(ts->st.processor, set);
+	}
+	return n;
+}
+
 pid_t target_pid(const struct target *t)
 {
 	return t->pid;

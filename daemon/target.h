@@ -18,6 +18,7 @@
 #ifndef PERCH_TARGET_H
 #define PERCH_TARGET_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,6 +142,12 @@ int target_end(struct target *t, struct perch_sample *out);
  * stops first.
  */
 void target_close(struct target *t);
+
+/*
+ * Adds to *set the CPUs that the threads found running at the last tick
+ * were on; returns how many threads that was.
+ */
+unsigned int target_running_cpus(const struct target *t, cpu_set_t *set);
 
 pid_t target_pid(const struct target *t);
 const struct target_stats *target_stats(const struct target *t);
