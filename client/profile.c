@@ -118,13 +118,19 @@ static int load_session(sqlite3 *db, struct profile *p, char **cause)
 	return 0;
 }
 
-/* The largest id of a per-session table, to size an array indexed by id. */
+/*
+ * The largest id of a per-session table, to size an array indexed by id.
+ * perchd numbers each session's rows from 0 (one interner per session), so
+ * the largest id of a sound file is below the row count; an id far above it
+ * is damage, and must not make a 16 KiB file ask for gigabytes.
+ */
 static int max_id(sqlite3 *db, const char *table, int64_t session, size_t *out,
 		  char **cause)
 {
-	char *sql = xasprintf("SELECT coalesce(max(id), 0) FROM %s WHERE session_id = ?", table);
+	char *sql = xasprintf("SELECT coalesce(max(id), 0), count(*) FROM %s WHERE session_id = ?",
+			      table);
 	sqlite3_stmt *st;
-	int64_t v;
+	int64_t v, rows = 0;
 
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
 		free(sql);
@@ -132,9 +138,13 @@ static int max_id(sqlite3 *db, const char *table, int64_t session, size_t *out,
 	}
 	free(sql);
 	sqlite3_bind_int64(st, 1, session);
-	v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	v = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		v = sqlite3_column_int64(st, 0);
+		rows = sqlite3_column_int64(st, 1);
+	}
 	sqlite3_finalize(st);
-	if (v < 0 || v > MAX_ID) {
+	if (v < 0 || v > MAX_ID || v > 2 * rows + 1024) {
 		*cause = xasprintf("the database is damaged (%s id %" PRId64 ")", table, v);
 		return -EIO;
 	}
