@@ -329,9 +329,12 @@ int proto_parse_reply(const char *line, size_t len, json_object **out,
 	*out = o;
 	if (json_object_get_boolean(ok))
 		return 0;
-	*code = json_object_object_get_ex(o, "error", &err) ?
+	/* A null or a number where a string belongs reads as the default. */
+	*code = json_object_object_get_ex(o, "error", &err) &&
+		json_object_is_type(err, json_type_string) ?
 		json_object_get_string(err) : "internal";
-	*message = xstrdup(json_object_object_get_ex(o, "message", &msg) ?
+	*message = xstrdup(json_object_object_get_ex(o, "message", &msg) &&
+			   json_object_is_type(msg, json_type_string) ?
 			   json_object_get_string(msg) : "the daemon refused");
 	return -EREMOTE;
 }
