@@ -22,6 +22,8 @@
 #define BATCH_NS 250000000ull
 /* How often descendants are looked for, and CPU times read. */
 #define SCAN_NS 1000000000ull
+/* Ticks that other processes count as running after they were seen so. */
+#define OTHERS_MEMORY 32u
 
 /* One sampled process: the target, or one of its descendants. */
 struct proc {
@@ -62,6 +64,7 @@ struct session {
 	struct tracer_job **jobs;	/* this tick's stops, of every process */
 	size_t jobs_cap;
 	cpu_set_t allowed, placed;	/* the sampler's CPUs: at start, now */
+	unsigned int quiet_ticks;	/* since others ran: follow_target_cpus */
 	struct interner *interner;
 	uint64_t eintr_done;		/* from processes no longer sampled */
 	int64_t cpu_done;
@@ -314,8 +317,17 @@ static void follow_target_cpus(struct session *s)
 	for (size_t i = 0; i < s->nproc; i++)
 		running += target_running_cpus(s->procs[i].t, &want);
 	CPU_AND(&want, &want, &s->allowed);
+	/*
+	 * Other processes count as running if any was in the last
+	 * OTHERS_MEMORY ticks: the runnable count is an instant, and a client
+	 * in ping-pong with the target is runnable only half the time.
+	 */
+	if ((host = host_runnable()) >= 0 && (unsigned int)host > running + 1)
+		s->quiet_ticks = 0;
+	else if (s->quiet_ticks < OTHERS_MEMORY)
+		s->quiet_ticks++;
 	if (CPU_COUNT(&want) == 0 || CPU_EQUAL(&want, &s->allowed) ||
-	    (host = host_runnable()) < 0 || (unsigned int)host <= running + 1)
+	    s->quiet_ticks >= OTHERS_MEMORY)
 		want = s->allowed;
 	place_sampler(s, &want);
 }
@@ -549,6 +561,7 @@ static const char *run(struct session *s, char **error)
 		CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &s->allowed);
 	}
 	s->placed = s->allowed;
+	s->quiet_ticks = OTHERS_MEMORY;
 	for (;;) {
 		uint64_t now, next;
 

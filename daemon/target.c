@@ -50,6 +50,7 @@ struct tstate {
 	enum step step;
 	int error;
 	bool not_run;			/* not run since the last sample */
+	bool ran;		/* ran between its last two samples */
 	/* Its stop was pending at the end of a tick (see target_end). */
 	bool carried;
 	unsigned int carried_ticks;	/* ticks since, this one included */
@@ -704,6 +705,7 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 	if (ts->step == STEP_PENDING)
 		stopped(t, ts);
 	pt->state = ts->st.state;
+	ts->ran = ts->step == STEP_PENDING || ts->step == STEP_BLOCKED;
 	switch (ts->step) {
 	case STEP_GONE:
 		return;
@@ -868,10 +870,15 @@ unsigned int target_running_cpus(const struct target *t, cpu_set_t *set)
 	for (size_t i = 0; i < t->nthreads; i++) {
 		const struct tstate *ts = t->threads[i];
 
-		if (!ts->have_last || ts->last_state != 'R')
+		if (!ts->have_last)
 			continue;
-		n++;
-		if (ts->st.processor >= 0 && ts->st.processor < CPU_SETSIZE)
+		n += ts->last_state == 'R';
+		/*
+		 * Any thread that ran since its previous sample, stopped or
+		 * read blocked: a server seen blocked at every tick still runs
+		 * between them.
+		 */
+		if (ts->ran && ts->st.processor >= 0 && ts->st.processor < CPU_SETSIZE)
 			CPU_SET(ts->st.processor, set);
 	}
 	return n;

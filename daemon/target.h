@@ -144,8 +144,9 @@ int target_end(struct target *t, struct perch_sample *out);
 void target_close(struct target *t);
 
 /*
- * Adds to *set the CPUs that the threads found running at the last tick
- * were on; returns how many threads that was.
+ * Adds to *set the CPUs of the threads that ran between their last two
+ * samples (where they were last seen); returns how many threads were found
+ * running at the last tick.
  */
 unsigned int target_running_cpus(const struct target *t, cpu_set_t *set);
 
