@@ -55,14 +55,9 @@ static bool descends(pid_t pid, pid_t ancestor)
 	uint64_t child_start = UINT64_MAX;
 
 	for (int depth = 0; ancestor > 0 && pid > 0 && depth < 4096; depth++) {
-		char path[64], buf[1024];
 		struct procfs_stat st;
-		ssize_t n;
 
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-		n = procfs_read_path(path, buf, sizeof buf);
-		if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0 ||
-		    st.starttime > child_start)
+		if (procfs_read_stat(pid, &st) < 0 || st.starttime > child_start)
 			return false;
 		if (pid == ancestor)
 			return true;
@@ -207,14 +202,9 @@ static bool matches(pid_t pid, const char *kind, const char *target)
 /* Start time (clock ticks after boot), or 0 for what must not match. */
 static unsigned long long candidate(pid_t pid)
 {
-	char path[64], buf[1024];
 	struct procfs_stat st;
-	ssize_t n;
 
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	n = procfs_read_path(path, buf, sizeof buf);
-	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0 ||
-	    (st.flags & PROCFS_PF_KTHREAD) || st.state == 'Z' || st.state == 'X')
+	if (procfs_read_stat(pid, &st) < 0 || (st.flags & PROCFS_PF_KTHREAD) || st.state == 'Z' || st.state == 'X')
 		return 0;
 	return st.starttime + 1;
 }

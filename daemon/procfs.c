@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -429,6 +430,18 @@ ssize_t procfs_pread(int fd, char *buf, size_t size)
 	}
 	buf[got] = '\0';
 	return (ssize_t)got;
+}
+
+int procfs_read_stat(pid_t pid, struct procfs_stat *out)
+{
+	char path[64], buf[1024];
+	ssize_t n;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	n = procfs_read_path(path, buf, sizeof buf);
+	if (n < 0)
+		return (int)n;
+	return procfs_parse_stat(buf, (size_t)n, out) < 0 ? -EINVAL : 0;
 }
 
 ssize_t procfs_read_path(const char *path, char *buf, size_t size)

@@ -99,4 +99,7 @@ ssize_t procfs_pread(int fd, char *buf, size_t size);
 /* Same for a path: open, read, close. */
 ssize_t procfs_read_path(const char *path, char *buf, size_t size);
 
+/* Reads and parses /proc/PID/stat: 0, or a negative errno (-EINVAL: garbled). */
+int procfs_read_stat(pid_t pid, struct procfs_stat *out);
+
 #endif

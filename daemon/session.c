@@ -94,13 +94,9 @@ static uint64_t real_ns(void)
 
 static int64_t cpu_ticks(pid_t pid)
 {
-	char path[64], buf[1024];
 	struct procfs_stat st;
-	ssize_t n;
 
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	n = procfs_read_path(path, buf, sizeof buf);
-	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
+	if (procfs_read_stat(pid, &st) < 0)
 		return -1;
 	return (int64_t)(st.utime + st.stime);
 }
@@ -414,16 +410,11 @@ static size_t all_parents(pid_t (**out)[2])
 
 	while (d != NULL && (de = readdir(d)) != NULL) {
 		pid_t pid = (pid_t)atoi(de->d_name);
-		char path[64], buf[1024];
 		struct procfs_stat st;
-		ssize_t len;
 
 		if (pid <= 0)
 			continue;
-		snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-		len = procfs_read_path(path, buf, sizeof buf);
-		if (len < 0 || procfs_parse_stat(buf, (size_t)len, &st) < 0 ||
-		    st.state == 'Z' || st.state == 'X')
+		if (procfs_read_stat(pid, &st) < 0 || st.state == 'Z' || st.state == 'X')
 			continue;
 		if (n == cap) {
 			cap = cap ? cap * 2 : 256;

@@ -134,9 +134,7 @@ static int check_target(pid_t pid, bool *own_child, char **cause)
 		*cause = xasprintf("no such process: %d", (int)pid);
 		return -ESRCH;
 	}
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	n = procfs_read_path(path, buf, sizeof buf);
-	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &pst) < 0) {
+	if (procfs_read_stat(pid, &pst) < 0) {
 		*cause = xasprintf("no such process: %d", (int)pid);
 		return -ESRCH;
 	}
@@ -743,13 +741,9 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 /* Gone, or a zombie waiting for its parent: nothing left to sample. */
 static bool process_gone(pid_t pid)
 {
-	char path[64], buf[1024];
 	struct procfs_stat st;
-	ssize_t n;
 
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	n = procfs_read_path(path, buf, sizeof buf);
-	if (n < 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
+	if (procfs_read_stat(pid, &st) < 0)
 		return true;
 	return st.state == 'Z' || st.state == 'X';
 }
