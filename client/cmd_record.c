@@ -37,6 +37,7 @@ struct record_opts {
 	double duration_s, rate_hz;
 	bool children, json, autostart;
 	const char *name;
+	long max_stops;		/* -1: the daemon's default; 0: all */
 };
 
 static int parse(int argc, char **argv, struct record_opts *o)
@@ -49,6 +50,7 @@ static int parse(int argc, char **argv, struct record_opts *o)
 		{ "name", required_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-autostart", no_argument, NULL, 'A' },
+		{ "stops", required_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -57,6 +59,7 @@ static int parse(int argc, char **argv, struct record_opts *o)
 
 	o->rate_hz = PROTO_DEFAULT_RATE;
 	o->autostart = true;
+	o->max_stops = -1;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "p:d:r:", longopts, NULL)) != -1) {
 		switch (c) {
@@ -79,6 +82,19 @@ static int parse(int argc, char **argv, struct record_opts *o)
 				client_error("invalid rate '%s' (1 to 10000 Hz)", optarg);
 				return 2;
 			}
+			break;
+		case 's':
+			if (strcmp(optarg, "all") == 0) {
+				o->max_stops = 0;
+				break;
+			}
+			v = strtol(optarg, &end, 10);
+			if (*end != '\0' || end == optarg || v < 1 || v > PROTO_MAX_STOPS) {
+				client_error("invalid --stops '%s' (1 to %d, or all)", optarg,
+					     PROTO_MAX_STOPS);
+				return 2;
+			}
+			o->max_stops = v;
 			break;
 		case 'c': o->children = true; break;
 		case 'n': o->name = optarg; break;
@@ -296,6 +312,8 @@ int cmd_record(int argc, char **argv)
 	json_object_object_add(req, "children", json_object_new_boolean(o.children));
 	if (o.name != NULL)
 		json_object_object_add(req, "name", json_object_new_string(o.name));
+	if (o.max_stops >= 0)
+		json_object_object_add(req, "max_stops", json_object_new_int64(o.max_stops));
 	if (conn_call(c, req, &reply, &cause) < 0)
 		goto out_error;
 	id = json_object_object_get_ex(reply, "session", &v) ? json_object_get_int64(v) : 0;

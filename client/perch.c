@@ -30,7 +30,7 @@ static const struct command commands[] = {
 		cmd_dump,
 	},
 	{
-		"record", "-p PID [-d DURATION] [-r HZ] [--children] [--name NAME] [--json] [--no-autostart]",
+		"record", "-p PID [-d DURATION] [-r HZ] [--children] [--stops N|all] [--name NAME] [--json] [--no-autostart]",
 		"record a profiling session of a running process",
 		"Asks the daemon (starting one in the background if none answers) to\n"
 		"sample every thread of PID, shows the progress on a terminal, and reports\n"
@@ -40,6 +40,11 @@ static const struct command commands[] = {
 		"  -d, --duration D     how long (10, 30s, 5m, 1h); default: until Ctrl-C\n"
 		"  -r, --rate HZ        samples per second, with jitter (default 99)\n"
 		"      --children       also sample descendants, as they come and go\n"
+		"      --stops N|all    stop at most N running threads of a process per\n"
+		"                       tick, in turn, each sample standing for the ticks\n"
+		"                       its thread was passed over (default: the number of\n"
+		"                       CPUs, as perf takes one sample per CPU); all: every\n"
+		"                       running thread at every tick\n"
 		"      --name NAME      a label for the session\n"
 		"      --json           print {session, status, samples, ...} at the end\n"
 		"      --no-autostart   fail instead of starting a daemon\n",

@@ -225,6 +225,9 @@ static char *handle_start(struct service *sv, const struct proto_request *req,
 		.rate_hz = req->start.rate_hz, .children = req->start.children,
 		.name = req->start.name, .requested_by = peer->uid, .schedule_id = -1,
 		.uid = peer->uid, .gid = peer->gid, .client_pid = peer->pid,
+		.max_stops = req->start.max_stops < 0 ? 0
+			     : req->start.max_stops == 0 ? UINT_MAX
+			     : (unsigned int)req->start.max_stops,
 	};
 	struct session *s;
 	const char *code;

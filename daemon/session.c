@@ -122,10 +122,11 @@ static char *read_text(const char *fmt, pid_t pid, bool link)
 
 static int add_proc(struct session *s, pid_t pid, char **cause)
 {
+	struct target_opts opts = { .max_stops = s->p.max_stops };
 	struct target *t;
 	int rc;
 
-	rc = target_open(pid, NULL, &t, cause);
+	rc = target_open(pid, &opts, &t, cause);
 	if (rc < 0)
 		return rc;
 	if (s->nproc == s->proc_cap) {
@@ -642,6 +643,17 @@ static struct session *session_new(const struct session_params *p, struct store 
 	s->p = *p;
 	s->name = p->name ? xstrdup(p->name) : NULL;
 	s->p.name = s->name;
+	/*
+	 * No more threads can run at once than there are CPUs: stopping that
+	 * many per tick, in turn, samples CPU time as perf does (one sample per
+	 * CPU per tick), and the cost of a tick stops growing with the number
+	 * of threads that want a CPU.
+	 */
+	if (s->p.max_stops == 0) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+		s->p.max_stops = cpus > 0 ? (unsigned int)cpus : 1;
+	}
 	s->store = st;
 	s->interner = interner_create();
 	s->rng = mono_ns() | 1;

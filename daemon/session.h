@@ -36,6 +36,12 @@ struct session_params {
 	uid_t uid;
 	gid_t gid;
 	pid_t client_pid;	/* the process that asked, 0 for a schedule */
+	/*
+	 * Threads stopped at once per process and tick (target_opts): 0 = as
+	 * many as this machine has CPUs online, UINT_MAX = every running
+	 * thread at every tick.
+	 */
+	unsigned int max_stops;
 };
 
 /* What status reports about a running session. */

@@ -28,6 +28,7 @@ enum step {
 	STEP_REUSED,
 	STEP_BLOCKED,		/* copied without a stop */
 	STEP_PENDING,		/* being stopped: see job */
+	STEP_SKIPPED,		/* running, over the tick's max_stops */
 	STEP_FAILED,		/* no stack this time: see error */
 	STEP_GONE,
 };
@@ -54,6 +55,8 @@ struct tstate {
 	/* Its stop was pending at the end of a tick (see target_end). */
 	bool carried;
 	unsigned int carried_ticks;	/* ticks since, this one included */
+	/* Running ticks skipped for max_stops since its last running sample. */
+	unsigned int owed;
 	struct tracer_job job;
 	struct thread_snapshot snap;
 	struct perch_frame *frames;
@@ -75,6 +78,9 @@ struct target {
 	size_t out_cap;
 	struct tracer_job **jobs;	/* threads being stopped this tick */
 	size_t njobs;
+	unsigned int stops_left;	/* this tick, under max_stops */
+	size_t visiting;		/* index of the thread being begun */
+	size_t first;			/* where this tick's visit starts */
 	struct unwind_frame *ufr;
 	bool maps_stale;
 	uint64_t ticks;
@@ -434,11 +440,25 @@ static int capture_blocked(struct target *t, struct tstate *ts,
 	return after != ts->run_ns;
 }
 
-/* Seizes and interrupts the thread; it is captured when it stops. */
+/*
+ * Seizes and interrupts the thread; it is captured when it stops.  Over the
+ * tick's max_stops, skips it instead.
+ */
 static void start_stop(struct target *t, struct tstate *ts)
 {
 	struct tracer_job *j = &ts->job;
 
+	if (t->opts.max_stops > 0) {
+		if (t->stops_left == 0) {
+			ts->step = STEP_SKIPPED;
+			ts->owed++;
+			t->stats.skipped++;
+			return;
+		}
+		t->stops_left--;
+		/* The next tick's visit starts after the last thread stopped. */
+		t->first = t->visiting + 1;
+	}
 	j->tid = ts->tid;
 	j->flags = ts->tid == t->pid && t->own_child ? TRACER_OWN_CHILD : 0;
 	/* A real-time sampler polling on that CPU would keep it from stopping. */
@@ -703,6 +723,11 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 	if (ts->step == STEP_PENDING)
 		stopped(t, ts);
 	pt->state = ts->st.state;
+	/* Skipped ticks found it running: only a running sample stands for them. */
+	if (ts->step == STEP_PENDING && pt->state == 'R') {
+		pt->weight += ts->owed;
+		ts->owed = 0;
+	}
 	ts->ran = ts->step == STEP_PENDING || ts->step == STEP_BLOCKED;
 	switch (ts->step) {
 	case STEP_GONE:
@@ -750,6 +775,7 @@ static bool process_gone(pid_t pid)
 
 int target_begin(struct target *t)
 {
+	size_t start;
 	int rc;
 
 	t->ticks++;
@@ -775,8 +801,19 @@ int target_begin(struct target *t)
 		if (ts->carried) {
 			ts->carried_ticks++;
 			t->jobs[t->njobs++] = &ts->job;
-			continue;
 		}
+	}
+	/* Carried stops are stops under way: they count against the limit. */
+	t->stops_left = t->opts.max_stops > t->njobs ? t->opts.max_stops - (unsigned int)t->njobs
+						     : 0;
+	start = t->first < t->nthreads ? t->first : 0;
+	for (size_t k = 0; k < t->nthreads; k++) {
+		struct tstate *ts;
+
+		t->visiting = (start + k) % t->nthreads;
+		ts = t->threads[t->visiting];
+		if (ts->carried)
+			continue;
 		begin_thread(t, ts);
 		if (t->njobs > 0)
 			tracer_collect(t->jobs, t->njobs, TRACER_NOW);
@@ -806,6 +843,10 @@ int target_end(struct target *t, struct perch_sample *out)
 			t->stats.carried++;
 			continue;
 		}
+		if (ts->step == STEP_SKIPPED) {
+			ts->ran = true;
+			continue;
+		}
 		end_thread(t, ts, pt);
 		if (ts->step == STEP_GONE) {
 			gone++;
@@ -825,7 +866,17 @@ int target_end(struct target *t, struct perch_sample *out)
 
 int target_sample(struct target *t, struct perch_sample *out)
 {
-	int rc = target_begin(t);
+	unsigned int max_stops = t->opts.max_stops;
+	int rc;
+
+	/*
+	 * Every thread: a caller that waits for all stops wants them all (a
+	 * session's warm-up sample, which is not recorded, must not leave
+	 * ticks owed to the recorded ones either).
+	 */
+	t->opts.max_stops = 0;
+	rc = target_begin(t);
+	t->opts.max_stops = max_stops;
 
 	if (rc < 0) {
 		memset(out, 0, sizeof *out);
@@ -866,7 +917,7 @@ unsigned int target_running_cpus(const struct target *t, cpu_set_t *set)
 
 		if (!ts->have_last)
 			continue;
-		n += ts->last_state == 'R';
+		n += ts->last_state == 'R' || ts->step == STEP_SKIPPED;
 		/*
 		 * Any thread that ran since its previous sample, stopped or
 		 * read blocked: a server seen blocked at every tick still runs

@@ -73,6 +73,13 @@ struct perch_sample {
 struct target_opts {
 	bool no_symbols;	/* frames carry addresses and modules only */
 	size_t max_stack_copy;	/* bytes; 0 = default (512 KiB) */
+	/*
+	 * At most this many threads stopped at once, per tick; 0 = no limit.
+	 * The running threads over the limit are stopped in turn, and each
+	 * running sample then stands for the running ticks its thread was
+	 * skipped (see target_end).
+	 */
+	unsigned int max_stops;
 	struct unwinder_opts unwind;
 };
 
@@ -91,6 +98,7 @@ struct target_stats {
 	uint64_t eintr_caused;		/* stops that made a syscall fail with EINTR */
 	uint64_t copy_bytes;
 	uint64_t carried;		/* thread-ticks left to a later tick */
+	uint64_t skipped;		/* running thread-ticks over max_stops */
 };
 
 struct target;
@@ -107,7 +115,8 @@ int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
 		char **cause);
 
 /*
- * Takes one sample of every thread, waiting for every stop.  *out and
+ * Takes one sample of every thread, waiting for every stop (max_stops does
+ * not apply).  *out and
  * everything it points to stay valid until the next call or target_close.
  * Returns 0, -ESRCH when the process has exited (no sample), or another
  * negative errno.
@@ -130,6 +139,16 @@ int target_sample(struct target *t, struct perch_sample *out);
  * thread waiting for a CPU is that slow: on a machine with more running
  * threads than CPUs, a stop waits for the scheduler's next preemption
  * (4 ms at HZ=250), and waiting for all of them would make every tick late.
+ *
+ * With max_stops, a running thread found when that many stops are already
+ * under way is skipped: left out of the tick, not stopped.  The threads
+ * are visited from a different one each tick (after the last one stopped),
+ * so the running threads take turns, and a thread's next sample taken
+ * running stands for the running ticks it was skipped, plus one (weight).
+ * A sample taken blocked stands for its own tick only: the skipped ticks
+ * found the thread running, and moving them to a blocked stack would make
+ * the thread look less busy than it was.  Skipped ticks of a thread that
+ * exits, or of a target closed, before its next running sample are lost.
  *
  * target_begin returns as target_sample; target_end returns 0 or -ESRCH.
  */

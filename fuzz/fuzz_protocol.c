@@ -50,6 +50,9 @@ static json_object *write_back(const struct proto_request *r)
 		add_num(o, "rate_hz", st->rate_hz);
 		json_object_object_add(o, "children", json_object_new_boolean(st->children));
 		add_str(o, "name", st->name);
+		if (st->max_stops >= 0)
+			json_object_object_add(o, "max_stops",
+					       json_object_new_int64(st->max_stops));
 		break;
 	case PROTO_OP_STOP:
 	case PROTO_OP_DELETE:
@@ -94,6 +97,7 @@ static void check_ranges(const struct proto_request *r)
 		FUZZ_CHECK(isfinite(r->start.duration_s) && r->start.duration_s >= 0);
 		FUZZ_CHECK(r->start.rate_hz >= PROTO_MIN_RATE &&
 			   r->start.rate_hz <= PROTO_MAX_RATE);
+		FUZZ_CHECK(r->start.max_stops >= -1 && r->start.max_stops <= PROTO_MAX_STOPS);
 	}
 	if (r->op == PROTO_OP_STOP || r->op == PROTO_OP_DELETE)
 		FUZZ_CHECK(r->session >= 1);
@@ -126,7 +130,8 @@ static void round_trip(const struct proto_request *a)
 		   a->schedule_id == b.schedule_id);
 	FUZZ_CHECK(a->start.pid == b.start.pid && a->start.children == b.start.children &&
 		   a->start.duration_s == b.start.duration_s &&
-		   a->start.rate_hz == b.start.rate_hz && same_str(a->start.name, b.start.name));
+		   a->start.rate_hz == b.start.rate_hz && same_str(a->start.name, b.start.name) &&
+		   a->start.max_stops == b.start.max_stops);
 	FUZZ_CHECK(same_str(a->schedule.kind, b.schedule.kind) &&
 		   same_str(a->schedule.target, b.schedule.target) &&
 		   same_str(a->schedule.name, b.schedule.name));

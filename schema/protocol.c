@@ -128,13 +128,15 @@ static bool parse_start(json_object *o, struct proto_start *s, struct check *c)
 	int64_t pid = 0;
 
 	s->rate_hz = PROTO_DEFAULT_RATE;
+	s->max_stops = -1;
 	if (!get_int(o, "pid", true, 1, INT_MAX, &pid, c))
 		return false;
 	s->pid = (int)pid;
 	return get_num(o, "duration_s", false, 0, MAX_DURATION, &s->duration_s, c) &&
 	       get_num(o, "rate_hz", false, PROTO_MIN_RATE, PROTO_MAX_RATE, &s->rate_hz, c) &&
 	       get_bool(o, "children", &s->children, c) &&
-	       get_str(o, "name", false, MAX_NAME, &s->name, c);
+	       get_str(o, "name", false, MAX_NAME, &s->name, c) &&
+	       get_int(o, "max_stops", false, 0, PROTO_MAX_STOPS, &s->max_stops, c);
 }
 
 static bool parse_schedule(json_object *o, struct proto_schedule *s, struct check *c)

@@ -28,6 +28,7 @@
 #define PROTO_DEFAULT_RATE 99.0
 #define PROTO_MIN_RATE 1.0
 #define PROTO_MAX_RATE 10000.0
+#define PROTO_MAX_STOPS 4096
 
 enum proto_op {
 	PROTO_OP_VERSION,
@@ -47,6 +48,11 @@ struct proto_start {
 	double rate_hz;
 	bool children;
 	char *name;		/* or NULL */
+	/*
+	 * Threads stopped per process and tick at most: -1 (absent) = the
+	 * daemon's default, 0 = every running thread.
+	 */
+	int64_t max_stops;
 };
 
 struct proto_schedule {

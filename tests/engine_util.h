@@ -15,14 +15,19 @@
 #include "target.h"
 
 /* The target for pid, opened or the test failed. */
-static inline struct target *open_target(pid_t pid)
+static inline struct target *open_target_opts(pid_t pid, const struct target_opts *opts)
 {
 	struct target *t = NULL;
 	char *cause = NULL;
 
-	if (target_open(pid, NULL, &t, &cause) < 0)
+	if (target_open(pid, opts, &t, &cause) < 0)
 		fail_msg("target_open(%d): %s", (int)pid, cause);
 	return t;
+}
+
+static inline struct target *open_target(pid_t pid)
+{
+	return open_target_opts(pid, NULL);
 }
 
 /* Index of the first frame of func (th may be NULL), or -1. */

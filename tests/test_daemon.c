@@ -1174,6 +1174,63 @@ static void test_concurrent(void **state)
 	assert_int_equal(child_quit(&b), 0);
 }
 
+/* ---- stops per tick --------------------------------------------------------- */
+
+/*
+ * `perch record --stops 1` on four spinning threads: one thread is stopped
+ * per tick, in turn, and each running sample stands for the ticks its
+ * thread was passed over, so every worker still has about one sample per
+ * tick (without the weights it would have a quarter of them).  A --stops
+ * out of range is refused by the client, and a max_stops out of range or of
+ * the wrong type by the daemon (check_bad_lines).
+ */
+static void test_stops(void **state)
+{
+	const char *const args[] = { "--threads", "4", NULL };
+	struct fx *f = *state;
+	struct child b;
+	struct cmd c;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	int64_t id, ticks;
+	int workers = 0;
+
+	daemon_start(f, NULL);
+	perch(f, &c, 0, "record", "-p", "2147483647", "--stops", "0", "--no-autostart", NULL);
+	assert_int_equal(exit_code(&c), 2);
+	assert_non_null(strstr(c.err, "invalid --stops '0'"));
+	free_cmd(&c);
+	spawn_or_fail(&b, "burner", args);
+	perch(f, &c, 0, "record", "-p", pid_str(b.pid), "-d", "2", "--stops", "1", "--json",
+	      "--no-autostart", NULL);
+	id = record_result(&c, "complete", 99, 2);
+	free_cmd(&c);
+	check_session_data(f, id);
+	db = db_ro(f);
+	ticks = q_int(db, "SELECT samples FROM sessions WHERE id = ?1", id);
+	assert_int_equal(sqlite3_prepare_v2(db,
+		"SELECT t.tid, coalesce(sum(c.samples), 0) FROM threads t "
+		"LEFT JOIN counts c ON c.session_id = t.session_id AND c.thread_id = t.id "
+		"WHERE t.session_id = ?1 AND t.name LIKE 'burner-%' GROUP BY t.id",
+		-1, &st, NULL), SQLITE_OK);
+	sqlite3_bind_int64(st, 1, id);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t n = sqlite3_column_int64(st, 1);
+
+		print_message("thread %d: %lld samples in %lld ticks\n", sqlite3_column_int(st, 0),
+			      (long long)n, (long long)ticks);
+		/* What is still owed at the end is lost: a few rounds of turns. */
+		if (n > ticks || n < ticks * 8 / 10)
+			fail_msg("thread %d has %lld samples in %lld ticks", sqlite3_column_int(st, 0),
+				 (long long)n, (long long)ticks);
+		workers++;
+	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	assert_int_equal(workers, 4);
+	assert_int_equal(child_quit(&b), 0);
+}
+
 /* ---- 5: refusals ---------------------------------------------------------- */
 
 /* A pid nobody uses now. */
@@ -1827,6 +1884,10 @@ static void check_bad_lines(struct fx *f)
 	expect_error(fd, "unsupported-version", 5);
 	send_str(fd, "{\"v\":1,\"id\":6,\"op\":\"start\",\"pid\":\"1\"}\n");
 	expect_error(fd, "bad-request", 6);
+	send_str(fd, "{\"v\":1,\"id\":8,\"op\":\"start\",\"pid\":2147483647,\"max_stops\":4097}\n");
+	expect_error(fd, "bad-request", 8);
+	send_str(fd, "{\"v\":1,\"id\":9,\"op\":\"start\",\"pid\":2147483647,\"max_stops\":\"2\"}\n");
+	expect_error(fd, "bad-request", 9);
 	/* Still the same connection: it answers a good request. */
 	send_str(fd, "{\"v\":1,\"id\":7,\"op\":\"version\"}\n");
 	assert_true(read_reply(fd, buf, sizeof buf, 5000) > 0);
@@ -2387,6 +2448,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_ctrl_c, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_status_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stops, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_children, setup, teardown),

@@ -191,8 +191,9 @@ static int thread_tracer(pid_t pid, pid_t tid)
  * it; *n gets its thread ids.
  */
 static struct target *open_oversubscribed(struct child *c, pid_t *tids, int max, int *n,
-					  int *busy)
+					  int *busy, unsigned int max_stops)
 {
+	struct target_opts opts = { .max_stops = max_stops };
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	char nbusy[16];
 	const char *args[] = { "--threads", nbusy, "--busy", nbusy, NULL };
@@ -202,7 +203,7 @@ static struct target *open_oversubscribed(struct child *c, pid_t *tids, int max,
 	snprintf(nbusy, sizeof nbusy, "%d", *busy);
 	assert_int_equal(spawn_target(c, "threads", args), 0);
 	usleep(100000);
-	t = open_target(c->pid);
+	t = open_target_opts(c->pid, &opts);
 	*n = proc_threads(c->pid, tids, max);
 	return t;
 }
@@ -234,7 +235,7 @@ static void test_carried_stops(void **state)
 	int n, busy;
 
 	(void)state;
-	t = open_oversubscribed(&c, tids, MAXT, &n, &busy);
+	t = open_oversubscribed(&c, tids, MAXT, &n, &busy, 0);
 	assert_int_equal(n, busy + 1);
 	for (int i = 0; i <= TICKS; i++) {
 		struct tracer_job **jobs;
@@ -270,6 +271,67 @@ static void test_carried_stops(void **state)
 }
 
 /*
+ * Two stops per tick for 4 spinning threads per CPU: no tick has more than
+ * two threads stopped, every thread takes its turn (the visit starts after
+ * the last thread stopped), and each running sample stands for the ticks
+ * its thread was skipped, so that a thread's weights add up to the ticks
+ * but for those still owed at the end (a few rounds of turns at most).
+ */
+static void test_stop_budget(void **state)
+{
+	enum { TICKS = 200, MAXT = 64, MAX_STOPS = 2 };
+	pid_t tids[MAXT];
+	unsigned long weight[MAXT] = { 0 }, stops[MAXT] = { 0 };
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+	int n, busy;
+
+	(void)state;
+	t = open_oversubscribed(&c, tids, MAXT, &n, &busy, MAX_STOPS);
+	assert_int_equal(n, busy + 1);
+	for (int i = 0; i <= TICKS; i++) {
+		struct tracer_job **jobs;
+		unsigned int stopped = 0;
+		size_t njobs;
+
+		assert_int_equal(target_begin(t), 0);
+		njobs = target_jobs(t, &jobs);
+		assert_true(njobs <= MAX_STOPS);
+		tracer_collect(jobs, njobs, i < TICKS ? mono_ns() + 1000000 : TRACER_ALL);
+		assert_int_equal(target_end(t, &s), 0);
+		for (size_t k = 0; k < s.nthreads; k++) {
+			const struct perch_thread *th = &s.threads[k];
+
+			assert_true(th->weight >= 1);
+			stopped += th->capture == PERCH_CAPTURE_STOPPED;
+			for (int j = 0; j < n; j++) {
+				if (tids[j] != th->tid)
+					continue;
+				weight[j] += th->weight;
+				stops[j] += th->capture == PERCH_CAPTURE_STOPPED;
+			}
+		}
+		assert_true(stopped <= MAX_STOPS);
+	}
+	print_message("%d busy threads, %d stops a tick: %llu thread-ticks skipped\n", busy,
+		      MAX_STOPS, (unsigned long long)target_stats(t)->skipped);
+	assert_true(target_stats(t)->skipped > 0);
+	for (int j = 0; j < n; j++) {
+		print_message("  thread %d: %lu stops, weight %lu\n", (int)tids[j], stops[j],
+			      weight[j]);
+		assert_true(weight[j] <= TICKS + 1);
+		assert_true(weight[j] + 3 * (unsigned long)n >= TICKS + 1);
+		/* The main thread waits in a join; the workers take turns. */
+		if (tids[j] != c.pid)
+			assert_true(stops[j] >= 5);
+	}
+	target_close(t);
+	assert_released(c.pid, tids, n);
+	assert_int_equal(child_quit(&c), 0);
+}
+
+/*
  * Carried stops still pending when the target is closed: target_close
  * waits for them, and leaves no thread traced or stopped.
  */
@@ -283,7 +345,7 @@ static void test_close_with_carried_stops(void **state)
 	int n, busy;
 
 	(void)state;
-	t = open_oversubscribed(&c, tids, 64, &n, &busy);
+	t = open_oversubscribed(&c, tids, 64, &n, &busy, 0);
 	for (int i = 0; i < 50 && !carried; i++) {
 		struct tracer_job **jobs;
 		size_t njobs;
@@ -635,6 +697,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_deep_recursion, kill_targets),
 		cmocka_unit_test_teardown(test_sixteen_threads, kill_targets),
 		cmocka_unit_test_teardown(test_carried_stops, kill_targets),
+		cmocka_unit_test_teardown(test_stop_budget, kill_targets),
 		cmocka_unit_test_teardown(test_close_with_carried_stops, kill_targets),
 		cmocka_unit_test_teardown(test_sigstopped_target_stays_stopped, kill_targets),
 		cmocka_unit_test_teardown(test_epoll_blocked_no_eintr, kill_targets),
