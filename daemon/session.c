@@ -22,8 +22,12 @@
 #define BATCH_NS 250000000ull
 /* How often descendants are looked for, and CPU times read. */
 #define SCAN_NS 1000000000ull
-/* Ticks that other processes count as running after they were seen so. */
-#define OTHERS_MEMORY 32u
+/*
+ * How often other processes must be seen runnable, on average over about
+ * the last OTHERS_SPAN ticks, for the sampler to follow the target's CPUs.
+ */
+#define OTHERS_SPAN 16u
+#define OTHERS_SHARE 0.25
 
 /* One sampled process: the target, or one of its descendants. */
 struct proc {
@@ -64,7 +68,7 @@ struct session {
 	struct tracer_job **jobs;	/* this tick's stops, of every process */
 	size_t jobs_cap;
 	cpu_set_t allowed, placed;	/* the sampler's CPUs: at start, now */
-	unsigned int quiet_ticks;	/* since others ran: follow_target_cpus */
+	double others_seen;	/* share of recent ticks: follow_target_cpus */
 	struct interner *interner;
 	uint64_t eintr_done;		/* from processes no longer sampled */
 	int64_t cpu_done;
@@ -315,16 +319,20 @@ static void follow_target_cpus(struct session *s)
 		running += target_running_cpus(s->procs[i].t, &want);
 	CPU_AND(&want, &want, &s->allowed);
 	/*
-	 * Other processes count as running if any was in the last
-	 * OTHERS_MEMORY ticks: the runnable count is an instant, and a client
-	 * in ping-pong with the target is runnable only half the time.
+	 * Other processes count as running when they were runnable at a
+	 * quarter of the recent ticks: the runnable count is an instant, and a
+	 * client in ping-pong with the target is runnable half the time.  A
+	 * process that only wakes now and then (perch record's progress, the
+	 * store's writer, a cron job) does not count: following the target's
+	 * CPUs costs a lone busy target the sampler's wake-ups on its own CPU
+	 * (a 1-thread burner at 999 Hz lost 5.3 % of its work instead of 3.8 %
+	 * when any runnable process seen in the last 32 ticks counted).
 	 */
-	if ((host = host_runnable()) >= 0 && (unsigned int)host > running + 1)
-		s->quiet_ticks = 0;
-	else if (s->quiet_ticks < OTHERS_MEMORY)
-		s->quiet_ticks++;
+	host = host_runnable();
+	s->others_seen += ((host >= 0 && (unsigned int)host > running + 1 ? 1.0 : 0.0) -
+			   s->others_seen) / OTHERS_SPAN;
 	if (CPU_COUNT(&want) == 0 || CPU_EQUAL(&want, &s->allowed) ||
-	    s->quiet_ticks >= OTHERS_MEMORY)
+	    s->others_seen < OTHERS_SHARE)
 		want = s->allowed;
 	place_sampler(s, &want);
 }
@@ -553,7 +561,7 @@ static const char *run(struct session *s, char **error)
 		CPU_SET(sched_getcpu() >= 0 ? sched_getcpu() : 0, &s->allowed);
 	}
 	s->placed = s->allowed;
-	s->quiet_ticks = OTHERS_MEMORY;
+	s->others_seen = 0;
 	for (;;) {
 		uint64_t now, next;
 

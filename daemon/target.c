@@ -81,6 +81,8 @@ struct target {
 	unsigned int stops_left;	/* this tick, under max_stops */
 	size_t visiting;		/* index of the thread being begun */
 	size_t first;			/* where this tick's visit starts */
+	unsigned int running;		/* threads found running this tick */
+	unsigned int cpus;		/* online when opened */
 	struct unwind_frame *ufr;
 	bool maps_stale;
 	uint64_t ticks;
@@ -202,6 +204,7 @@ int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
 	struct target *t;
 	char path[64];
 	bool own_child;
+	long cpus;
 	int rc;
 
 	*cause = NULL;
@@ -234,6 +237,8 @@ int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
 	if (!t->opts.no_symbols)
 		t->symbolizer = symbolizer_create(pid);
 	t->ufr = xcalloc(MAX_UNWIND, sizeof *t->ufr);
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	t->cpus = cpus > 0 ? (unsigned int)cpus : 1;
 	*out = t;
 	return 0;
 
@@ -674,6 +679,7 @@ static void begin_thread(struct target *t, struct tstate *ts)
 	 * "running", and its counters only matter for one that is not.
 	 */
 	if (ts->st.state == 'R') {
+		t->running++;
 		start_stop(t, ts);
 		return;
 	}
@@ -775,6 +781,7 @@ static bool process_gone(pid_t pid)
 
 int target_begin(struct target *t)
 {
+	unsigned int carried;
 	size_t start;
 	int rc;
 
@@ -803,10 +810,12 @@ int target_begin(struct target *t)
 			t->jobs[t->njobs++] = &ts->job;
 		}
 	}
+	carried = (unsigned int)t->njobs;
 	/* Carried stops are stops under way: they count against the limit. */
 	t->stops_left = t->opts.max_stops > t->njobs ? t->opts.max_stops - (unsigned int)t->njobs
 						     : 0;
 	start = t->first < t->nthreads ? t->first : 0;
+	t->running = 0;
 	for (size_t k = 0; k < t->nthreads; k++) {
 		struct tstate *ts;
 
@@ -818,6 +827,15 @@ int target_begin(struct target *t)
 		if (t->njobs > 0)
 			tracer_collect(t->jobs, t->njobs, TRACER_NOW);
 	}
+	/*
+	 * As many running threads as CPUs (carried ones included: they wait
+	 * for one): every CPU has a thread of the target to run, and a tracer
+	 * polling for stops holds one of them.  Some stop then cannot come
+	 * before the poll ends, and the poll's time is the target's.
+	 */
+	if (t->running + carried >= t->cpus)
+		for (size_t i = 0; i < t->njobs; i++)
+			t->jobs[i]->flags |= TRACER_NO_POLL;
 	return 0;
 }
 
