@@ -347,7 +347,22 @@ static void on_deadline(int sig)
 	(void)sig;
 }
 
-static void install_deadline_handler(void)
+/*
+ * Each thread that collects has one timer, created at its first deadline
+ * and deleted when the thread exits: creating and deleting one per tick
+ * cost five system calls where arming and disarming cost two.
+ */
+static pthread_key_t timer_key;
+
+static void delete_timer(void *p)
+{
+	timer_t *timer = p;
+
+	timer_delete(*timer);
+	free(timer);
+}
+
+static void init_deadlines(void)
 {
 	struct sigaction sa;
 
@@ -355,20 +370,21 @@ static void install_deadline_handler(void)
 	sa.sa_handler = on_deadline;	/* no SA_RESTART: the wait must end */
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGRTMIN + 4, &sa, NULL);
+	pthread_key_create(&timer_key, delete_timer);
 }
 
-static bool arm_deadline(timer_t *timer, uint64_t deadline_ns)
+/* This thread's timer, or NULL when none can be made. */
+static timer_t *thread_timer(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	timer_t *timer;
 	struct sigevent ev;
-	struct itimerspec its = {
-		.it_value = { (time_t)(deadline_ns / 1000000000u),
-			      (long)(deadline_ns % 1000000000u) },
-		.it_interval = { 0, DEADLINE_REPEAT_NS },
-	};
 	sigset_t set;
 
-	pthread_once(&once, install_deadline_handler);
+	pthread_once(&once, init_deadlines);
+	timer = pthread_getspecific(timer_key);
+	if (timer != NULL)
+		return timer;
 	memset(&ev, 0, sizeof ev);
 	ev.sigev_notify = SIGEV_THREAD_ID;
 	ev.sigev_signo = SIGRTMIN + 4;
@@ -376,27 +392,50 @@ static bool arm_deadline(timer_t *timer, uint64_t deadline_ns)
 	ev._sigev_un._tid = gettid();
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMIN + 4);
+	timer = xmalloc(sizeof *timer);
 	if (pthread_sigmask(SIG_UNBLOCK, &set, NULL) != 0 ||
-	    timer_create(CLOCK_MONOTONIC, &ev, timer) < 0)
-		return false;
-	if (timer_settime(*timer, TIMER_ABSTIME, &its, NULL) < 0) {
-		timer_delete(*timer);
-		return false;
+	    timer_create(CLOCK_MONOTONIC, &ev, timer) < 0) {
+		free(timer);
+		return NULL;
 	}
-	return true;
+	if (pthread_setspecific(timer_key, timer) != 0) {
+		delete_timer(timer);
+		return NULL;
+	}
+	return timer;
+}
+
+static bool arm_deadline(timer_t *timer, uint64_t deadline_ns)
+{
+	struct itimerspec its = {
+		.it_value = { (time_t)(deadline_ns / 1000000000u),
+			      (long)(deadline_ns % 1000000000u) },
+		.it_interval = { 0, DEADLINE_REPEAT_NS },
+	};
+
+	return timer != NULL && timer_settime(*timer, TIMER_ABSTIME, &its, NULL) == 0;
+}
+
+static void disarm_deadline(timer_t *timer)
+{
+	struct itimerspec off;
+
+	memset(&off, 0, sizeof off);
+	timer_settime(*timer, 0, &off, NULL);
 }
 
 size_t tracer_collect(struct tracer_job **jobs, size_t n, uint64_t deadline_ns)
 {
 	uint64_t start = now_ns(), now;
 	bool no_poll, armed = false;
-	timer_t timer;
+	timer_t *timer = NULL;
 	size_t pending;
 
 	while ((pending = sweep(jobs, n, &no_poll)) > 0 && (now = now_ns()) < deadline_ns) {
 		if (!no_poll && now - start < POLL_NS)
 			continue;
-		if (deadline_ns != TRACER_ALL && !armed && !(armed = arm_deadline(&timer, deadline_ns))) {
+		if (deadline_ns != TRACER_ALL && !armed &&
+		    !(armed = arm_deadline(timer = thread_timer(), deadline_ns))) {
 			/* No timer: naps, which cost a wake-up each, to the deadline. */
 			struct timespec nap = { 0, 200000 };
 
@@ -413,7 +452,7 @@ size_t tracer_collect(struct tracer_job **jobs, size_t n, uint64_t deadline_ns)
 			step(pending_job(jobs, n, 0), true);
 	}
 	if (armed)
-		timer_delete(timer);
+		disarm_deadline(timer);
 	return pending;
 }
 
