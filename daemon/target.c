@@ -658,17 +658,26 @@ static bool quiet(const struct tstate *ts)
  */
 static void begin_thread(struct target *t, struct tstate *ts)
 {
+	/*
+	 * A thread running at its last sample cannot be quiet, and with no
+	 * stop left this tick it is only skipped if it still runs: then its
+	 * counters matter to nothing, and the state (read next) decides.
+	 */
+	bool skip_counters = ts->have_last && ts->last_state == 'R' &&
+			     t->opts.max_stops > 0 && t->stops_left == 0;
 	struct procfs_syscall sc;
 	int rc;
 
-	if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
-		ts->step = STEP_GONE;
-		return;
-	}
-	if (quiet(ts)) {
-		ts->st.state = ts->last_state;
-		ts->step = STEP_REUSED;
-		return;
+	if (!skip_counters) {
+		if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
+			ts->step = STEP_GONE;
+			return;
+		}
+		if (quiet(ts)) {
+			ts->st.state = ts->last_state;
+			ts->step = STEP_REUSED;
+			return;
+		}
 	}
 	if (read_stat(ts, &ts->st) < 0 || ts->st.state == 'Z' || ts->st.state == 'X') {
 		ts->step = STEP_GONE;
