@@ -432,6 +432,25 @@ ssize_t procfs_pread(int fd, char *buf, size_t size)
 	return (ssize_t)got;
 }
 
+ssize_t procfs_pread_line(int fd, char *buf, size_t size)
+{
+	ssize_t n;
+
+	if (size == 0)
+		return -EINVAL;
+	do
+		n = pread(fd, buf, size - 1, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -errno;
+	if (n > 0 && (size_t)n < size - 1 && buf[n - 1] == '\n') {
+		buf[n] = '\0';
+		return n;
+	}
+	/* Empty, cut short, or not a line: read it as any other file. */
+	return procfs_pread(fd, buf, size);
+}
+
 int procfs_read_stat(pid_t pid, struct procfs_stat *out)
 {
 	char path[64], buf[1024];

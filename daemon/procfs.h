@@ -96,6 +96,16 @@ int procfs_parse_schedstat(const char *buf, size_t len,
  */
 ssize_t procfs_pread(int fd, char *buf, size_t size);
 
+/*
+ * The same for a file the kernel generates as one line (a task's stat,
+ * schedstat, syscall): a read that returns a whole line shorter than asked
+ * is the whole file, and is not followed by the read at the next offset
+ * that procfs_pread makes to see the end.  That read is not free: at an
+ * offset other than where the last read stopped, the kernel generates the
+ * text again (for stat, every field formatted anew) to skip to it.
+ */
+ssize_t procfs_pread_line(int fd, char *buf, size_t size);
+
 /* Same for a path: open, read, close. */
 ssize_t procfs_read_path(const char *path, char *buf, size_t size);
 

@@ -372,11 +372,12 @@ static int update_threads(struct target *t)
 
 /*
  * Reads one of the thread's /proc files (kept open: reading from offset 0
- * makes the kernel regenerate it) into buf.  -ESRCH when the thread is gone.
+ * makes the kernel regenerate it) into buf; each is one line.  -ESRCH when
+ * the thread is gone.
  */
 static ssize_t read_task(int fd, char *buf, size_t size)
 {
-	return fd < 0 ? -ESRCH : procfs_pread(fd, buf, size);
+	return fd < 0 ? -ESRCH : procfs_pread_line(fd, buf, size);
 }
 
 /* The thread's run time and, unless NULL, how many times it was switched in. */

@@ -761,6 +761,47 @@ static void test_pread(void **state)
 	assert_int_equal(procfs_pread(fd, buf, sizeof buf), -EBADF);
 }
 
+/*
+ * procfs_pread_line: one read for a whole line (a task's stat), the same
+ * text as procfs_pread; anything else (no newline, cut short by the
+ * buffer, empty) read as procfs_pread reads it.
+ */
+static void test_pread_line(void **state)
+{
+	static const char text[] = "hello world\n", two[] = "one\ntwo";
+	int fd = memfd_create("perch-test", MFD_CLOEXEC);
+	char buf[64], path[64], line[1024];
+	struct procfs_stat st;
+	ssize_t n;
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(procfs_pread_line(fd, buf, sizeof buf), 0);
+	assert_string_equal(buf, "");
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	assert_int_equal(procfs_pread_line(fd, buf, sizeof buf), strlen(text));
+	assert_string_equal(buf, text);
+	assert_int_equal(procfs_pread_line(fd, buf, 6), 5);
+	assert_string_equal(buf, "hello");
+	assert_int_equal(procfs_pread_line(fd, buf, 0), -EINVAL);
+	assert_int_equal(ftruncate(fd, 0), 0);
+	assert_int_equal(pwrite(fd, two, strlen(two), 0), (ssize_t)strlen(two));
+	assert_int_equal(procfs_pread_line(fd, buf, sizeof buf), strlen(two));
+	assert_string_equal(buf, two);
+	close(fd);
+	assert_int_equal(procfs_pread_line(fd, buf, sizeof buf), -EBADF);
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)gettid());
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	/* Read while this thread runs: a whole line, and it says so. */
+	n = procfs_pread_line(fd, line, sizeof line);
+	assert_true(n > 0 && line[n - 1] == '\n');
+	assert_int_equal(procfs_parse_stat(line, (size_t)n, &st), 0);
+	assert_int_equal(st.state, 'R');
+	close(fd);
+}
+
 static void test_read_path_errors(void **state)
 {
 	char buf[64];
@@ -990,6 +1031,7 @@ int main(void)
 		cmocka_unit_test(test_syscall_malformed),
 		cmocka_unit_test(test_schedstat),
 		cmocka_unit_test(test_pread),
+		cmocka_unit_test(test_pread_line),
 		cmocka_unit_test(test_read_path_errors),
 		cmocka_unit_test(test_read_large),
 		cmocka_unit_test(test_pread_gone),
