@@ -78,7 +78,8 @@ struct target {
 	size_t out_cap;
 	struct tracer_job **jobs;	/* threads being stopped this tick */
 	size_t njobs;
-	unsigned int stops_left;	/* this tick, under max_stops */
+	unsigned int limit;		/* this tick's max_stops, 0: none */
+	unsigned int stops_left;	/* this tick, under the limit */
 	size_t visiting;		/* index of the thread being begun */
 	size_t first;			/* where this tick's visit starts */
 	unsigned int running;		/* threads found running this tick */
@@ -446,6 +447,12 @@ static int capture_blocked(struct target *t, struct tstate *ts,
 	return after != ts->run_ns;
 }
 
+/* This tick has a stop limit and no stop left under it. */
+static bool no_stop_left(const struct target *t)
+{
+	return t->limit > 0 && t->stops_left == 0;
+}
+
 /*
  * Seizes and interrupts the thread; it is captured when it stops.  Over the
  * tick's max_stops, skips it instead.
@@ -454,7 +461,7 @@ static void start_stop(struct target *t, struct tstate *ts)
 {
 	struct tracer_job *j = &ts->job;
 
-	if (t->opts.max_stops > 0) {
+	if (t->limit > 0) {
 		if (t->stops_left == 0) {
 			ts->step = STEP_SKIPPED;
 			ts->owed++;
@@ -664,8 +671,7 @@ static void begin_thread(struct target *t, struct tstate *ts)
 	 * stop left this tick it is only skipped if it still runs: then its
 	 * counters matter to nothing, and the state (read next) decides.
 	 */
-	bool skip_counters = ts->have_last && ts->last_state == 'R' &&
-			     t->opts.max_stops > 0 && t->stops_left == 0;
+	bool skip_counters = ts->have_last && ts->last_state == 'R' && no_stop_left(t);
 	struct procfs_syscall sc;
 	int rc;
 
@@ -789,7 +795,8 @@ static bool process_gone(pid_t pid)
 	return st.state == 'Z' || st.state == 'X';
 }
 
-int target_begin(struct target *t)
+/* target_begin with a stop limit for this tick (0: none). */
+static int begin(struct target *t, unsigned int limit)
 {
 	unsigned int carried;
 	size_t start;
@@ -822,8 +829,8 @@ int target_begin(struct target *t)
 	}
 	carried = (unsigned int)t->njobs;
 	/* Carried stops are stops under way: they count against the limit. */
-	t->stops_left = t->opts.max_stops > t->njobs ? t->opts.max_stops - (unsigned int)t->njobs
-						     : 0;
+	t->limit = limit;
+	t->stops_left = limit > carried ? limit - carried : 0;
 	start = t->first < t->nthreads ? t->first : 0;
 	t->running = 0;
 	for (size_t k = 0; k < t->nthreads; k++) {
@@ -892,19 +899,19 @@ int target_end(struct target *t, struct perch_sample *out)
 	return 0;
 }
 
+int target_begin(struct target *t)
+{
+	return begin(t, t->opts.max_stops);
+}
+
 int target_sample(struct target *t, struct perch_sample *out)
 {
-	unsigned int max_stops = t->opts.max_stops;
-	int rc;
-
 	/*
 	 * Every thread: a caller that waits for all stops wants them all (a
 	 * session's warm-up sample, which is not recorded, must not leave
 	 * ticks owed to the recorded ones either).
 	 */
-	t->opts.max_stops = 0;
-	rc = target_begin(t);
-	t->opts.max_stops = max_stops;
+	int rc = begin(t, 0);
 
 	if (rc < 0) {
 		memset(out, 0, sizeof *out);
