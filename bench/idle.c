@@ -13,7 +13,7 @@
  *
  * Output, one line per idle count, for the script to format:
  *   idle=I threads=T cpu_us=MED,MIN,MAX wall_us=MED,MIN,MAX
- *   pause_us=MED stopped=S blocked=B reused=R wakeups=W
+ *   pause_us=MED stopped=S blocked=B reused=R watched=W2 wakeups=W
  * where MED/MIN/MAX are the median, minimum and maximum of the per-round
  * medians, S/B/R the thread captures per tick of each kind, and W the
  * idle_wakeups the target reported (spurious returns from its futex wait,
@@ -36,7 +36,7 @@
 struct result {
 	int idle;
 	double *cpu_med, *wall_med;	/* one per round */
-	double pause_ns, stopped, blocked, reused, ticks;
+	double pause_ns, stopped, blocked, reused, watched, ticks;
 	long wakeups;
 	size_t threads;
 };
@@ -75,7 +75,7 @@ static void sleep_until(unsigned long long ns)
 
 /* One target, one idle count, one round: fills the round's medians. */
 static int run_one(struct result *r, int busy, int ticks, double rate,
-		   size_t round)
+		   size_t round, bool no_watch)
 {
 	char nthreads[16], nbusy[16];
 	const char *args[] = { "--threads", nthreads, "--busy", nbusy, NULL };
@@ -100,6 +100,7 @@ static int run_one(struct result *r, int busy, int ticks, double rate,
 	wall = calloc((size_t)ticks, sizeof *wall);
 	if (cpu == NULL || wall == NULL)
 		goto out_free;
+	opts.no_switchwatch = no_watch;
 	if (target_open(c.pid, &opts, &t, &cause) < 0) {
 		fprintf(stderr, "bench_idle: %s\n", cause ? cause : "target_open");
 		goto out_free;
@@ -133,6 +134,7 @@ static int run_one(struct result *r, int busy, int ticks, double rate,
 			       before.thread_samples[PERCH_CAPTURE_BLOCKED]);
 	r->reused += (double)(st->thread_samples[PERCH_CAPTURE_REUSED] -
 			      before.thread_samples[PERCH_CAPTURE_REUSED]);
+	r->watched += (double)(st->watched - before.watched);
 	r->cpu_med[round] = median(cpu, (size_t)ticks);
 	r->wall_med[round] = median(wall, (size_t)ticks);
 	rc = 0;
@@ -185,11 +187,13 @@ int main(int argc, char **argv)
 		{ "idle", required_argument, NULL, 'i' },
 		{ "busy", required_argument, NULL, 'b' },
 		{ "rate", required_argument, NULL, 'f' },
+		{ "no-switchwatch", no_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct result res[MAX_COUNTS] = { { 0 } };
 	int rounds = 3, ticks = 200, busy = 2, opt;
 	double rate = 99;
+	bool no_watch = false;
 	size_t n = 0;
 
 	if (parse_counts("2,16,64", res, &n) < 0)
@@ -200,13 +204,14 @@ int main(int argc, char **argv)
 		case 't': ticks = atoi(optarg); break;
 		case 'b': busy = atoi(optarg); break;
 		case 'f': rate = atof(optarg); break;
+		case 'w': no_watch = true; break;
 		case 'i':
 			if (parse_counts(optarg, res, &n) < 0)
 				return 2;
 			break;
 		default:
 			fprintf(stderr, "usage: bench_idle [--rounds R] [--ticks K] "
-				"[--idle I,I,...] [--busy B] [--rate HZ]\n");
+				"[--idle I,I,...] [--busy B] [--rate HZ] [--no-switchwatch]\n");
 			return 2;
 		}
 	}
@@ -224,7 +229,7 @@ int main(int argc, char **argv)
 		for (size_t k = 0; k < n; k++) {
 			size_t i = (k + (size_t)r) % n;
 
-			if (run_one(&res[i], busy, ticks, rate, (size_t)r) < 0) {
+			if (run_one(&res[i], busy, ticks, rate, (size_t)r, no_watch) < 0) {
 				spawn_kill_all();
 				return 1;
 			}
@@ -234,10 +239,11 @@ int main(int argc, char **argv)
 		print_range("cpu_us", res[i].cpu_med, (size_t)rounds);
 		print_range("wall_us", res[i].wall_med, (size_t)rounds);
 		printf(" pause_us=%.1f stopped=%.2f blocked=%.2f reused=%.2f"
-		       " wakeups=%ld\n",
+		       " watched=%.2f wakeups=%ld\n",
 		       res[i].pause_ns / res[i].ticks / 1e3,
 		       res[i].stopped / res[i].ticks, res[i].blocked / res[i].ticks,
-		       res[i].reused / res[i].ticks, res[i].wakeups);
+		       res[i].reused / res[i].ticks, res[i].watched / res[i].ticks,
+		       res[i].wakeups);
 		free(res[i].cpu_med);
 		free(res[i].wall_med);
 	}

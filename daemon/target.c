@@ -7,11 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "addrspace.h"
 #include "procfs.h"
+#include "switchwatch.h"
 #include "symbolizer.h"
 #include "tracer.h"
 #include "xalloc.h"
@@ -22,6 +24,10 @@
 #define MAX_UNWIND 1024
 /* Re-read the maps now and then even when nothing looks stale. */
 #define MAPS_REFRESH_EVERY 128
+/* Ticks between two listings of an unchanged task directory (list_threads). */
+#define RELIST_EVERY 64
+/* Quiet ticks in a row before a thread is watched (found_quiet). */
+#define WATCH_AFTER 4
 
 /* How a thread's sample is going, within one tick. */
 enum step {
@@ -61,6 +67,16 @@ struct tstate {
 	struct thread_snapshot snap;
 	struct perch_frame *frames;
 	size_t nframes, frames_cap;
+	/*
+	 * A thread that stays blocked is watched for context switches
+	 * (switchwatch.h) instead of having its schedstat read every tick.
+	 * Armed once a read has found it quiet after the watch was looked at:
+	 * from then on an unmoved watch proves it has not run.
+	 */
+	struct switchwatch *watch;
+	bool watch_armed;
+	bool watch_failed;		/* could not open one: do not retry */
+	unsigned int quiet_ticks;	/* consecutive quiet ticks, by reading */
 };
 
 struct target {
@@ -84,6 +100,9 @@ struct target {
 	size_t first;			/* where this tick's visit starts */
 	unsigned int running;		/* threads found running this tick */
 	unsigned int cpus;		/* online when opened */
+	bool watch_off;			/* switch watches cannot work here */
+	nlink_t tasks_nlink;		/* of /proc/PID/task at the last listing */
+	bool relist;			/* a thread was found gone: list again */
 	struct unwind_frame *ufr;
 	bool maps_stale;
 	uint64_t ticks;
@@ -240,6 +259,7 @@ int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
 	t->ufr = xcalloc(MAX_UNWIND, sizeof *t->ufr);
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	t->cpus = cpus > 0 ? (unsigned int)cpus : 1;
+	t->watch_off = t->opts.no_switchwatch;
 	*out = t;
 	return 0;
 
@@ -260,6 +280,7 @@ static void tstate_free(struct tstate *ts)
 		close(ts->fd_stat);
 	if (ts->fd_syscall >= 0)
 		close(ts->fd_syscall);
+	switchwatch_close(ts->watch);
 	thread_snapshot_free(&ts->snap);
 	free(ts->frames);
 	free(ts);
@@ -367,6 +388,29 @@ static int update_threads(struct target *t)
 		if (t->nthreads > 1)
 			qsort(t->threads, t->nthreads, sizeof *t->threads, cmp_tstate);
 	return t->nthreads == 0 ? -ESRCH : 0;
+}
+
+/*
+ * Lists the threads again only when the list may have changed.  Reading the
+ * directory costs the kernel a lookup per thread, as much as the rest of a
+ * tick for a process of idle threads; its link count is the thread count
+ * plus two, for nothing.  A thread that exits is found gone by its own reads
+ * (an exiting thread runs, so even a watched one is read) and that forces a
+ * listing, so a thread started as another exits is not missed either; the
+ * listing every RELIST_EVERY ticks is a backstop.
+ */
+static int list_threads(struct target *t)
+{
+	struct stat st;
+	bool known = fstat(dirfd(t->tasks), &st) == 0;
+
+	if (known && !t->relist && st.st_nlink == t->tasks_nlink &&
+	    t->ticks % RELIST_EVERY != 0)
+		return 0;
+	/* The count is taken first: a thread started during the listing shows next tick. */
+	t->tasks_nlink = known ? st.st_nlink : 0;
+	t->relist = false;
+	return update_threads(t);
 }
 
 /* ---- one thread ------------------------------------------------------- */
@@ -654,6 +698,32 @@ static bool quiet(const struct tstate *ts)
 }
 
 /*
+ * A read has just found the thread quiet.  A watch looked at before that read
+ * is armed: the read proves the thread did not run up to a moment after the
+ * look, and the watch has counted every switch since.  A thread quiet for
+ * WATCH_AFTER ticks in a row gets a watch (it is armed at its next quiet
+ * read); one that wakes often never does, and a running one loses it.
+ */
+static void found_quiet(struct target *t, struct tstate *ts)
+{
+	int rc;
+
+	if (ts->watch != NULL) {
+		ts->watch_armed = true;
+		return;
+	}
+	if (t->watch_off || ts->watch_failed || ++ts->quiet_ticks < WATCH_AFTER)
+		return;
+	rc = switchwatch_open(ts->tid, &ts->watch);
+	if (rc == 0)
+		t->stats.watches++;
+	else if (switchwatch_unsupported(rc))
+		t->watch_off = true;
+	else
+		ts->watch_failed = true;
+}
+
+/*
  * First half of a thread's sample: get its stack by the cheapest safe means
  * (see target.h), or start stopping it.
  *
@@ -675,17 +745,31 @@ static void begin_thread(struct target *t, struct tstate *ts)
 	struct procfs_syscall sc;
 	int rc;
 
+	if (ts->watch != NULL) {
+		/* Looked at before any read, so that a read after it can arm it. */
+		bool moved = switchwatch_moved(ts->watch);
+
+		if (ts->watch_armed && !moved) {
+			ts->st.state = ts->last_state;
+			ts->step = STEP_REUSED;
+			t->stats.watched++;
+			return;
+		}
+		ts->watch_armed = false;
+	}
 	if (!skip_counters) {
 		if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
 			ts->step = STEP_GONE;
 			return;
 		}
 		if (quiet(ts)) {
+			found_quiet(t, ts);
 			ts->st.state = ts->last_state;
 			ts->step = STEP_REUSED;
 			return;
 		}
 	}
+	ts->quiet_ticks = 0;
 	if (read_stat(ts, &ts->st) < 0 || ts->st.state == 'Z' || ts->st.state == 'X') {
 		ts->step = STEP_GONE;
 		return;
@@ -695,6 +779,12 @@ static void begin_thread(struct target *t, struct tstate *ts)
 	 * "running", and its counters only matter for one that is not.
 	 */
 	if (ts->st.state == 'R') {
+		/* A busy thread would pay a record for every switch. */
+		if (ts->watch != NULL) {
+			switchwatch_close(ts->watch);
+			ts->watch = NULL;
+			ts->watch_armed = false;
+		}
 		t->running++;
 		start_stop(t, ts);
 		return;
@@ -741,7 +831,9 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 	pt->weight = ts->carried ? ts->carried_ticks + 1 : 1;
 	ts->carried = false;
 	ts->carried_ticks = 0;
-	snprintf(pt->name, sizeof pt->name, "%s", ts->st.comm);
+	/* Both NUL-terminated arrays of one size: no formatting per thread per tick. */
+	_Static_assert(sizeof pt->name == sizeof ts->st.comm, "thread name sizes");
+	memcpy(pt->name, ts->st.comm, sizeof pt->name);
 	if (ts->step == STEP_PENDING)
 		stopped(t, ts);
 	pt->state = ts->st.state;
@@ -805,7 +897,7 @@ static int begin(struct target *t, unsigned int limit)
 	t->ticks++;
 	if (t->maps_stale || t->ticks % MAPS_REFRESH_EVERY == 0)
 		refresh_maps(t);
-	rc = update_threads(t);
+	rc = list_threads(t);
 	if (rc < 0)
 		return rc;
 	if (t->out_cap < t->nthreads) {
@@ -834,14 +926,21 @@ static int begin(struct target *t, unsigned int limit)
 	start = t->first < t->nthreads ? t->first : 0;
 	t->running = 0;
 	for (size_t k = 0; k < t->nthreads; k++) {
+		uint64_t watched = t->stats.watched;
 		struct tstate *ts;
 
 		t->visiting = (start + k) % t->nthreads;
 		ts = t->threads[t->visiting];
+
 		if (ts->carried)
 			continue;
 		begin_thread(t, ts);
-		if (t->njobs > 0)
+		/*
+		 * Stops that came while this thread was read are released at
+		 * once; a watched thread took no time to check, and polling
+		 * after each of many would cost more than the checks.
+		 */
+		if (t->njobs > 0 && t->stats.watched == watched)
 			tracer_collect(t->jobs, t->njobs, TRACER_NOW);
 	}
 	/*
@@ -884,6 +983,7 @@ int target_end(struct target *t, struct perch_sample *out)
 		}
 		end_thread(t, ts, pt);
 		if (ts->step == STEP_GONE) {
+			t->relist = true;
 			gone++;
 			continue;
 		}

@@ -4,7 +4,9 @@
  *
  * One sample visits every thread of the process:
  *  - a thread that has not run since its previous sample (its schedstat run
- *    time is unchanged) keeps its previous stack and is not touched;
+ *    time is unchanged) keeps its previous stack and is not touched; one
+ *    that stays blocked is watched for context switches (switchwatch.h),
+ *    so that proving it has not run costs no system call at all;
  *  - a thread blocked in a system call is read without being stopped: its
  *    stack pointer and program counter come from /proc, its stack cannot
  *    change while it stays blocked (checked again after the copy), so no
@@ -80,6 +82,11 @@ struct target_opts {
 	 * skipped (see target_end).
 	 */
 	unsigned int max_stops;
+	/*
+	 * Read every blocked thread's schedstat at every tick instead of
+	 * watching the idle ones for context switches (for comparison).
+	 */
+	bool no_switchwatch;
 	struct unwinder_opts unwind;
 };
 
@@ -99,6 +106,8 @@ struct target_stats {
 	uint64_t copy_bytes;
 	uint64_t carried;		/* thread-ticks left to a later tick */
 	uint64_t skipped;		/* running thread-ticks over max_stops */
+	uint64_t watched;		/* reused thread-ticks proven by a watch, no read */
+	uint64_t watches;		/* switch watches opened */
 };
 
 struct target;

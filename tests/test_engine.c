@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +20,7 @@
 
 #include "engine_util.h"
 #include "spawn.h"
+#include "switchwatch.h"
 #include "target.h"
 #include "tracer.h"
 
@@ -563,6 +565,86 @@ static void test_thread_churn(void **state)
 	assert_int_equal(child_quit(&c), 0);
 	assert_true(child_report_long(&c, "created") > 100);
 	print_message("churn: %u threads exited mid-sample\n", gone);
+	/*
+	 * The short threads live microseconds: those found gone were listed,
+	 * started after the first listing (the engine lists again only when
+	 * the thread count changed).
+	 */
+	assert_true(gone > 0);
+}
+
+/*
+ * Idle threads are watched for context switches after a few quiet ticks and
+ * are then not read at all (switchwatch.h); a watched thread that starts to
+ * run must be sampled running from then on, not kept as blocked from its old
+ * stack.  The workers block until SPIN_MS after the target starts, then
+ * spin.
+ */
+static void test_watched_thread_wakes(void **state)
+{
+	enum { SPIN_MS = 1500, END_MS = 3000, SETTLED_MS = 2300 };
+	const char *args[] = { "--threads", "2", "--busy", "0", "--spin-after", "1500", NULL };
+	struct switchwatch *probe;
+	uint64_t watched_before_spin = 0, start;
+	unsigned int settled = 0, spinning = 0;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+	bool watches;
+	int rc;
+
+	(void)state;
+	/* Whether perf events are allowed here at all (the test's own thread). */
+	rc = switchwatch_open((pid_t)syscall(SYS_gettid), &probe);
+	watches = rc == 0;
+	if (watches)
+		switchwatch_close(probe);
+	else
+		print_message("switch watches unavailable here (%s): checking reads only\n",
+			      strerror(-rc));
+	start = mono_ns();
+	assert_int_equal(spawn_target(&c, "threads", args), 0);
+	/* "ready" comes as the workers leave their start barrier: let them. */
+	usleep(100000);
+	t = open_target(c.pid);
+	for (;;) {
+		uint64_t ms = (mono_ns() - start) / 1000000;
+
+		if (ms >= END_MS)
+			break;
+		assert_int_equal(target_sample(t, &s), 0);
+		if (ms < SPIN_MS - 200)
+			watched_before_spin = target_stats(t)->watched;
+		for (size_t k = 0; k < s.nthreads; k++) {
+			const struct perch_thread *th = &s.threads[k];
+
+			if (strncmp(th->name, "worker-", 7) != 0)
+				continue;
+			if (ms < SPIN_MS - 200 && find_func(th, "idle_wait") < 0)
+				fail_msg("%s at %llu ms, before the spin: state %c capture %d "
+					 "leaf %s", th->name, (unsigned long long)ms, th->state,
+					 th->capture, th->nframes ? th->frames[0].func : "-");
+			if (ms < SETTLED_MS)
+				continue;
+			settled++;
+			if (th->state != 'R' || find_func(th, "busy_spin") < 0)
+				print_message("%s at %llu ms: state %c capture %d leaf %s\n",
+					      th->name, (unsigned long long)ms, th->state,
+					      th->capture, th->nframes ? th->frames[0].func : "-");
+			else
+				spinning++;
+		}
+		usleep(10000);
+	}
+	print_message("watched thread-ticks before the spin: %llu; worker samples after: "
+		      "%u, spinning %u\n", (unsigned long long)watched_before_spin, settled,
+		      spinning);
+	if (watches)
+		assert_true(watched_before_spin > 0);
+	assert_true(settled >= 20);
+	assert_int_equal(spinning, settled);
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
 }
 
 static void test_target_exits_mid_sampling(void **state)
@@ -704,6 +786,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_epoll_ticking_eintr_accounted, kill_targets),
 		cmocka_unit_test_teardown(test_sigalrm_every_signal, kill_targets),
 		cmocka_unit_test_teardown(test_thread_churn, kill_targets),
+		cmocka_unit_test_teardown(test_watched_thread_wakes, kill_targets),
 		cmocka_unit_test_teardown(test_target_exits_mid_sampling, kill_targets),
 		cmocka_unit_test_teardown(test_sampler_killed_leaves_target_running, kill_targets),
 		cmocka_unit_test_teardown(test_stripped_binary_dynsym, kill_targets),

@@ -2,7 +2,9 @@
  * threads: N named threads, B of them spinning and the rest blocked on a
  * condition variable (a futex wait), for many-thread and idle-heavy cases.
  * idle_wakeups counts returns from the wait that nobody asked for: a
- * profiler must not wake blocked threads.
+ * profiler must not wake blocked threads.  With --spin-after MS the blocked
+ * threads' wait times out after MS milliseconds and they spin from then on
+ * (a thread that was idle long enough to be watched, then runs).
  */
 #include <limits.h>
 #include <pthread.h>
@@ -12,12 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <time.h>
 
 #include "target_util.h"
 
 static atomic_bool stop;
 static atomic_ulong idle_wakeups;
 static int nbusy = -1;
+static int spin_after_ms;
+static struct timespec spin_at;
 static pthread_barrier_t started;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t quit_cond = PTHREAD_COND_INITIALIZER;
@@ -30,15 +35,22 @@ static __attribute__((noinline, noclone)) void busy_spin(void)
 		TARGET_MIX(x);
 }
 
-static __attribute__((noinline, noclone)) void idle_wait(void)
+/* Returns true when the --spin-after time came. */
+static __attribute__((noinline, noclone)) bool idle_wait(void)
 {
+	bool timed_out = false;
+
 	pthread_mutex_lock(&lock);
-	while (!atomic_load(&stop)) {
-		pthread_cond_wait(&quit_cond, &lock);
-		if (!atomic_load(&stop))
+	while (!atomic_load(&stop) && !timed_out) {
+		if (spin_after_ms > 0)
+			timed_out = pthread_cond_timedwait(&quit_cond, &lock, &spin_at) != 0;
+		else
+			pthread_cond_wait(&quit_cond, &lock);
+		if (!atomic_load(&stop) && !timed_out)
 			atomic_fetch_add(&idle_wakeups, 1);
 	}
 	pthread_mutex_unlock(&lock);
+	return timed_out;
 }
 
 static void *worker_main(void *arg)
@@ -49,10 +61,8 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof name, "worker-%d", index);
 	pthread_setname_np(pthread_self(), name);
 	pthread_barrier_wait(&started);
-	if (index < nbusy)
+	if (index < nbusy || idle_wait())
 		busy_spin();
-	else
-		idle_wait();
 	return NULL;
 }
 
@@ -62,16 +72,25 @@ int main(int argc, char **argv)
 	const struct target_option options[] = {
 		{ "threads", .int_value = &nthreads, .min = 1, .max = 4096 },
 		{ "busy", .int_value = &nbusy, .min = 0, .max = INT_MAX },
+		{ "spin-after", .int_value = &spin_after_ms, .min = 0, .max = INT_MAX },
 		{ NULL },
 	};
 	pthread_t *threads;
 
 	/* A test runner that crashes must not leave us spinning. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	target_options(argc, argv, options, "usage: threads [--threads N] [--busy B]");
+	target_options(argc, argv, options, "usage: threads [--threads N] [--busy B] [--spin-after MS]");
 	if (nbusy < 0 || nbusy > nthreads)
 		nbusy = nthreads;
 
+	/* pthread_cond_timedwait's clock, CLOCK_REALTIME by default. */
+	clock_gettime(CLOCK_REALTIME, &spin_at);
+	spin_at.tv_sec += spin_after_ms / 1000;
+	spin_at.tv_nsec += (long)(spin_after_ms % 1000) * 1000000L;
+	if (spin_at.tv_nsec >= 1000000000L) {
+		spin_at.tv_sec++;
+		spin_at.tv_nsec -= 1000000000L;
+	}
 	threads = calloc((size_t)nthreads, sizeof *threads);
 	if (threads == NULL)
 		return 1;
