@@ -42,6 +42,9 @@ struct thread_key {
 	pid_t pid, tid;
 	uint32_t id;
 	char name[64];
+	/* The stack of its last stored sample, for a sample that reuses it. */
+	bool has_stack;
+	uint32_t stack;
 };
 
 struct session {
@@ -180,11 +183,12 @@ static void grow_index(struct session *s)
 }
 
 /*
- * The session's id for a thread, registering it (in b) when new.  A thread id
- * the kernel recycled shows up under a new name, and gets a new id.
+ * The session's key for a thread, registering it (in b) when new.  A thread
+ * id the kernel recycled shows up under a new name, and gets a new key.  The
+ * pointer is good until the next call.
  */
-static uint32_t thread_id(struct session *s, pid_t pid, const struct perch_thread *th,
-			  struct store_batch *b)
+static struct thread_key *thread_key(struct session *s, pid_t pid,
+				     const struct perch_thread *th, struct store_batch *b)
 {
 	struct store_thread st;
 	size_t slot;
@@ -194,7 +198,7 @@ static uint32_t thread_id(struct session *s, pid_t pid, const struct perch_threa
 	slot = find_slot(s, pid, th->tid);
 	if (s->index[slot] != UINT32_MAX &&
 	    strcmp(s->keys[s->index[slot]].name, th->name) == 0)
-		return s->keys[s->index[slot]].id;
+		return &s->keys[s->index[slot]];
 	if (s->nkeys == s->keys_cap) {
 		s->keys_cap = s->keys_cap ? s->keys_cap * 2 : 32;
 		s->keys = xreallocarray(s->keys, s->keys_cap, sizeof *s->keys);
@@ -208,9 +212,10 @@ static uint32_t thread_id(struct session *s, pid_t pid, const struct perch_threa
 	s->keys[s->nkeys].tid = th->tid;
 	s->keys[s->nkeys].id = st.id;
 	memcpy(s->keys[s->nkeys].name, st.name, sizeof st.name);
-	s->index[slot] = (uint32_t)s->nkeys++;
+	s->keys[s->nkeys].has_stack = false;
+	s->index[slot] = (uint32_t)s->nkeys;
 	store_batch_add_thread(b, &st);
-	return st.id;
+	return &s->keys[s->nkeys++];
 }
 
 /* ---- sampling ----------------------------------------------------------- */
@@ -237,12 +242,25 @@ static int sample_proc(struct session *s, struct proc *pr, struct store_batch *b
 		return rc;
 	for (size_t i = 0; i < smp.nthreads; i++) {
 		const struct perch_thread *th = &smp.threads[i];
+		struct thread_key *key;
 		struct store_sample ss;
 
 		if (th->capture == PERCH_CAPTURE_NONE)
 			continue;
-		ss.thread_id = thread_id(s, pr->pid, th, b);
-		ss.stack_id = interner_stack(s->interner, th->frames, th->nframes, &b->defs);
+		key = thread_key(s, pr->pid, th, b);
+		ss.thread_id = key->id;
+		/*
+		 * A reused stack is the one this thread's last sample stored (the
+		 * engine reuses only its previous sample, and every sample but a
+		 * failed one is stored); an idle thread then costs no interning.
+		 */
+		if (th->capture == PERCH_CAPTURE_REUSED && key->has_stack)
+			ss.stack_id = key->stack;
+		else
+			ss.stack_id = interner_stack(s->interner, th->frames, th->nframes,
+						     &b->defs);
+		key->stack = ss.stack_id;
+		key->has_stack = true;
 		ss.time_ns = smp.time_ns;
 		ss.state = th->state;
 		/* A stop carried through earlier ticks stands for each of them. */
