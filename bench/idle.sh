@@ -31,6 +31,10 @@ fi
 
 "$BENCH" --rounds $ROUNDS --ticks $TICKS --idle "${IDLE// /,}" >"$WORK/engine.txt" ||
 	fl_die "bench_idle failed"
+# For comparison: the engine reading every blocked thread's schedstat at
+# every tick, as before switch watches (docs/DESIGN.md, "Idle threads").
+"$BENCH" --rounds $ROUNDS --ticks $TICKS --idle "${IDLE// /,}" --no-switchwatch \
+	>"$WORK/noswitch.txt" || fl_die "bench_idle --no-switchwatch failed"
 
 # One perchd session per (round, idle count), counts rotated per round.
 # The window starts 1 s after the session's first tick, once the first
@@ -69,19 +73,20 @@ done
 fl_daemon_stop
 
 # Table rows: engine medians (min–max over rounds) and perchd's.
-field() { sed -n "s/^idle=$1 .*$2=\([^ ]*\).*/\1/p" "$WORK/engine.txt"; }
+field() { sed -n "s/^idle=$1 .*$2=\([^ ]*\).*/\1/p" "${3:-$WORK/engine.txt}"; }
 echo "### Table 4: cost per tick against idle threads (futex)"
 echo
-echo "| idle threads | threads per tick (stopped / blocked read / reused) | engine CPU per tick, µs | engine wall per tick, µs | target pause per tick, µs | perchd CPU per tick, µs | idle wake-ups |"
-echo "|---|---|---|---|---|---|---|"
+echo "| idle threads | threads per tick (stopped / blocked read / reused, of them watched) | engine CPU per tick, µs | engine wall per tick, µs | target pause per tick, µs | perchd CPU per tick, µs | idle wake-ups | engine CPU per tick without watches, µs |"
+echo "|---|---|---|---|---|---|---|---|"
 for i in 2 16 64; do
 	IFS=, read -r cm clo chi <<<"$(field $i cpu_us)"
 	IFS=, read -r wm wlo whi <<<"$(field $i wall_us)"
+	IFS=, read -r nm nlo nhi <<<"$(field $i cpu_us "$WORK/noswitch.txt")"
 	read -r dm dlo dhi <<<"$(awk -v i=$i '$1 == i { print $2 / 1000 }' "$WORK/perchd.txt" | fl_stats)"
-	printf '| %s | %s (%s / %s / %s) | %.1f (%.1f–%.1f) | %.0f (%.0f–%.0f) | %.0f | %.0f (%.0f–%.0f) | %s |\n' \
+	printf '| %s | %s (%s / %s / %s, %s) | %.1f (%.1f–%.1f) | %.0f (%.0f–%.0f) | %.0f | %.0f (%.0f–%.0f) | %s | %.1f (%.1f–%.1f) |\n' \
 		$i "$(field $i threads)" "$(field $i stopped)" "$(field $i blocked)" \
-		"$(field $i reused)" $cm $clo $chi $wm $wlo $whi "$(field $i pause_us)" \
-		$dm $dlo $dhi "$(field $i wakeups)"
+		"$(field $i reused)" "$(field $i watched)" $cm $clo $chi $wm $wlo $whi \
+		"$(field $i pause_us)" $dm $dlo $dhi "$(field $i wakeups)" $nm $nlo $nhi
 	eval "c$i=$cm d$i=$(printf %.0f "$dm")"
 done
 echo
@@ -103,7 +108,11 @@ record\` session, from 1 s in, divided by the ticks taken in that window;
 $DROUNDS rounds.  Pause and wall time per tick grow whenever the machine is
 busy (a spinning target thread must get a CPU to reach its stop); they are
 shown, not judged.  Idle wake-ups: spurious returns from the futex wait that
-the target counted (0: perch never woke an idle thread).
+the target counted (0: perch never woke an idle thread).  *Watched*: idle
+threads proven not to have run by their switch watch, without any system
+call (docs/DESIGN.md, "Idle threads"); the last column is the engine with
+\`--no-switchwatch\`, reading every blocked thread's \`schedstat\` at every
+tick instead, in the same run right after.
 
 Target (issue 5): the per-tick cost must not grow with the idle threads
 (taken here as: 64 idle ≤ 1.2× 2 idle).  **$met**: engine CPU per tick
