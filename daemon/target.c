@@ -28,6 +28,8 @@
 #define RELIST_EVERY 64
 /* Quiet ticks in a row before a thread is watched (found_quiet). */
 #define WATCH_AFTER 4
+/* Looks in a row at a moved watch before it is closed (watch_look). */
+#define WATCH_MOVED_MAX 8
 
 /* How a thread's sample is going, within one tick. */
 enum step {
@@ -75,8 +77,11 @@ struct tstate {
 	 */
 	struct switchwatch *watch;
 	bool watch_armed;
+	char armed_state;		/* what an unmoved watch proves: 'R', or blocked */
 	bool watch_failed;		/* could not open one: do not retry */
 	unsigned int quiet_ticks;	/* consecutive quiet ticks, by reading */
+	unsigned int moved_ticks;	/* consecutive looks at a moved watch */
+	unsigned int skips_in_row;	/* ticks in a row skipped for max_stops */
 };
 
 struct target {
@@ -509,6 +514,7 @@ static void start_stop(struct target *t, struct tstate *ts)
 		if (t->stops_left == 0) {
 			ts->step = STEP_SKIPPED;
 			ts->owed++;
+			ts->skips_in_row++;
 			t->stats.skipped++;
 			return;
 		}
@@ -516,6 +522,7 @@ static void start_stop(struct target *t, struct tstate *ts)
 		/* The next tick's visit starts after the last thread stopped. */
 		t->first = t->visiting + 1;
 	}
+	ts->skips_in_row = 0;
 	j->tid = ts->tid;
 	j->flags = ts->tid == t->pid && t->own_child ? TRACER_OWN_CHILD : 0;
 	/* A real-time sampler polling on that CPU would keep it from stopping. */
@@ -704,15 +711,11 @@ static bool quiet(const struct tstate *ts)
  * WATCH_AFTER ticks in a row gets a watch (it is armed at its next quiet
  * read); one that wakes often never does, and a running one loses it.
  */
-static void found_quiet(struct target *t, struct tstate *ts)
+static void open_watch(struct target *t, struct tstate *ts)
 {
 	int rc;
 
-	if (ts->watch != NULL) {
-		ts->watch_armed = true;
-		return;
-	}
-	if (t->watch_off || ts->watch_failed || ++ts->quiet_ticks < WATCH_AFTER)
+	if (t->watch_off || ts->watch_failed)
 		return;
 	rc = switchwatch_open(ts->tid, &ts->watch);
 	if (rc == 0)
@@ -721,6 +724,86 @@ static void found_quiet(struct target *t, struct tstate *ts)
 		t->watch_off = true;
 	else
 		ts->watch_failed = true;
+}
+
+static void close_watch(struct tstate *ts)
+{
+	switchwatch_close(ts->watch);
+	ts->watch = NULL;
+	ts->watch_armed = false;
+	ts->moved_ticks = 0;
+}
+
+static void found_quiet(struct target *t, struct tstate *ts)
+{
+	if (ts->watch != NULL) {
+		ts->watch_armed = true;
+		ts->armed_state = ts->last_state;
+		return;
+	}
+	if (++ts->quiet_ticks >= WATCH_AFTER)
+		open_watch(t, ts);
+}
+
+/*
+ * A read has just found the thread running, with no stop left this tick: it
+ * will be skipped.  The same holds for a running thread as for a quiet one:
+ * it cannot block without being switched out, so while its watch stays
+ * still it is still running (on a CPU or waiting for one), and the next
+ * ticks that have no stop for it skip it without reading its stat.  That is
+ * what an oversubscribed process costs per tick: a read for each running
+ * thread it cannot stop.
+ */
+static void found_running_skipped(struct target *t, struct tstate *ts)
+{
+	/*
+	 * Only a thread skipped at the tick before too: one stopped every
+	 * other tick finds its watch moved by its own stop each time.
+	 */
+	if (ts->watch == NULL) {
+		if (ts->skips_in_row >= 1)
+			open_watch(t, ts);
+		return;
+	}
+	ts->watch_armed = true;
+	ts->armed_state = 'R';
+}
+
+/*
+ * The first look at a thread this tick, before any read.  Returns true when
+ * the watch settled the thread (its step is set).  A watch that moved at
+ * every look for WATCH_MOVED_MAX ticks is closed: its thread switches too
+ * often for the watch to save a read, and each switch writes a record.
+ */
+static bool watch_look(struct target *t, struct tstate *ts)
+{
+	bool moved;
+
+	if (ts->watch == NULL)
+		return false;
+	moved = switchwatch_moved(ts->watch);
+	ts->moved_ticks = moved ? ts->moved_ticks + 1 : 0;
+	if (ts->watch_armed && !moved) {
+		if (ts->armed_state != 'R') {
+			ts->st.state = ts->last_state;
+			ts->step = STEP_REUSED;
+			t->stats.watched++;
+			return true;
+		}
+		if (no_stop_left(t)) {
+			/* Still running, and no stop for it: skipped (start_stop). */
+			ts->st.state = 'R';
+			t->running++;
+			t->stats.watched_running++;
+			start_stop(t, ts);
+			return true;
+		}
+		/* A stop for it: read its state last thing before the stop, as always. */
+	}
+	ts->watch_armed = false;
+	if (ts->moved_ticks >= WATCH_MOVED_MAX)
+		close_watch(ts);
+	return false;
 }
 
 /*
@@ -745,18 +828,9 @@ static void begin_thread(struct target *t, struct tstate *ts)
 	struct procfs_syscall sc;
 	int rc;
 
-	if (ts->watch != NULL) {
-		/* Looked at before any read, so that a read after it can arm it. */
-		bool moved = switchwatch_moved(ts->watch);
-
-		if (ts->watch_armed && !moved) {
-			ts->st.state = ts->last_state;
-			ts->step = STEP_REUSED;
-			t->stats.watched++;
-			return;
-		}
-		ts->watch_armed = false;
-	}
+	/* Looked at before any read, so that a read after it can arm it. */
+	if (watch_look(t, ts))
+		return;
 	if (!skip_counters) {
 		if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
 			ts->step = STEP_GONE;
@@ -779,12 +853,8 @@ static void begin_thread(struct target *t, struct tstate *ts)
 	 * "running", and its counters only matter for one that is not.
 	 */
 	if (ts->st.state == 'R') {
-		/* A busy thread would pay a record for every switch. */
-		if (ts->watch != NULL) {
-			switchwatch_close(ts->watch);
-			ts->watch = NULL;
-			ts->watch_armed = false;
-		}
+		if (no_stop_left(t))
+			found_running_skipped(t, ts);
 		t->running++;
 		start_stop(t, ts);
 		return;
@@ -926,7 +996,7 @@ static int begin(struct target *t, unsigned int limit)
 	start = t->first < t->nthreads ? t->first : 0;
 	t->running = 0;
 	for (size_t k = 0; k < t->nthreads; k++) {
-		uint64_t watched = t->stats.watched;
+		uint64_t watched = t->stats.watched + t->stats.watched_running;
 		struct tstate *ts;
 
 		t->visiting = (start + k) % t->nthreads;
@@ -940,7 +1010,7 @@ static int begin(struct target *t, unsigned int limit)
 		 * once; a watched thread took no time to check, and polling
 		 * after each of many would cost more than the checks.
 		 */
-		if (t->njobs > 0 && t->stats.watched == watched)
+		if (t->njobs > 0 && t->stats.watched + t->stats.watched_running == watched)
 			tracer_collect(t->jobs, t->njobs, TRACER_NOW);
 	}
 	/*

@@ -106,7 +106,8 @@ struct target_stats {
 	uint64_t copy_bytes;
 	uint64_t carried;		/* thread-ticks left to a later tick */
 	uint64_t skipped;		/* running thread-ticks over max_stops */
-	uint64_t watched;		/* reused thread-ticks proven by a watch, no read */
+	uint64_t watched;		/* reused thread-ticks a watch proved, no read */
+	uint64_t watched_running;	/* skipped running thread-ticks, proved the same way */
 	uint64_t watches;		/* switch watches opened */
 };
 

@@ -647,6 +647,85 @@ static void test_watched_thread_wakes(void **state)
 	assert_int_equal(child_quit(&c), 0);
 }
 
+/*
+ * Running threads skipped for the stop limit are watched too: while the
+ * watch stays still they are still running and are skipped without a read.
+ * One that blocks is switched out, so the next tick must read it and sample
+ * it blocked, not skip it as running.  Six workers spin with one stop per
+ * tick, then block BLOCK_MS after the target starts.
+ */
+static void test_watched_running_thread_blocks(void **state)
+{
+	enum { BLOCK_MS = 1500, SETTLED_MS = 2300, END_MS = 3000, WORKERS = 6 };
+	const char *args[] = { "--threads", "6", "--busy", "6", "--block-after", "1500", NULL };
+	struct target_opts opts = { .max_stops = 1 };
+	uint64_t watched_before = 0, skipped_before = 0, start;
+	unsigned int settled_ticks = 0;
+	struct switchwatch *probe;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+	bool watches;
+
+	(void)state;
+	watches = switchwatch_open((pid_t)syscall(SYS_gettid), &probe) == 0;
+	if (watches)
+		switchwatch_close(probe);
+	start = mono_ns();
+	assert_int_equal(spawn_target(&c, "threads", args), 0);
+	usleep(100000);
+	t = open_target_opts(c.pid, &opts);
+	for (;;) {
+		uint64_t ms = (mono_ns() - start) / 1000000;
+		unsigned int blocked = 0;
+		struct tracer_job **jobs;
+		size_t njobs;
+
+		if (ms >= END_MS)
+			break;
+		assert_int_equal(target_begin(t), 0);
+		njobs = target_jobs(t, &jobs);
+		tracer_collect(jobs, njobs, TRACER_ALL);
+		assert_int_equal(target_end(t, &s), 0);
+		if (ms < BLOCK_MS - 200) {
+			watched_before = target_stats(t)->watched_running;
+			skipped_before = target_stats(t)->skipped;
+		}
+		for (size_t k = 0; ms >= SETTLED_MS && k < s.nthreads; k++) {
+			const struct perch_thread *th = &s.threads[k];
+
+			if (strncmp(th->name, "worker-", 7) != 0)
+				continue;
+			if (th->state != 'R' && find_func(th, "idle_wait") >= 0)
+				blocked++;
+			else
+				print_message("%s at %llu ms: state %c capture %d leaf %s\n",
+					      th->name, (unsigned long long)ms, th->state,
+					      th->capture, th->nframes ? th->frames[0].func : "-");
+		}
+		if (ms >= SETTLED_MS) {
+			/* Every worker, every tick: none skipped as running. */
+			assert_int_equal(blocked, WORKERS);
+			settled_ticks++;
+		}
+		usleep(5000);
+	}
+	print_message("before the block: %llu of %llu skipped thread-ticks proved running by a "
+		      "watch; %u ticks after\n", (unsigned long long)watched_before,
+		      (unsigned long long)skipped_before, settled_ticks);
+	/*
+	 * Five of the six spinning workers are skipped at each tick; a watch
+	 * proves it unless the worker was switched since the last tick (six
+	 * spinning threads on this machine's CPUs are, often).
+	 */
+	if (watches)
+		assert_true(watched_before > 0);
+	assert_true(watched_before <= skipped_before);
+	assert_true(settled_ticks >= 20);
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
+}
+
 static void test_target_exits_mid_sampling(void **state)
 {
 	const char *args[] = { "--threads", "4", "--seconds", "0.5", NULL };
@@ -787,6 +866,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_sigalrm_every_signal, kill_targets),
 		cmocka_unit_test_teardown(test_thread_churn, kill_targets),
 		cmocka_unit_test_teardown(test_watched_thread_wakes, kill_targets),
+		cmocka_unit_test_teardown(test_watched_running_thread_blocks, kill_targets),
 		cmocka_unit_test_teardown(test_target_exits_mid_sampling, kill_targets),
 		cmocka_unit_test_teardown(test_sampler_killed_leaves_target_running, kill_targets),
 		cmocka_unit_test_teardown(test_stripped_binary_dynsym, kill_targets),

@@ -4,7 +4,9 @@
  * idle_wakeups counts returns from the wait that nobody asked for: a
  * profiler must not wake blocked threads.  With --spin-after MS the blocked
  * threads' wait times out after MS milliseconds and they spin from then on
- * (a thread that was idle long enough to be watched, then runs).
+ * (a thread that was idle long enough to be watched, then runs).  With
+ * --block-after MS the spinning threads stop spinning MS milliseconds after
+ * start and block in idle_wait (one or the other option, not both).
  */
 #include <limits.h>
 #include <pthread.h>
@@ -15,13 +17,15 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "target_util.h"
 
 static atomic_bool stop;
 static atomic_ulong idle_wakeups;
 static int nbusy = -1;
-static int spin_after_ms;
+static int spin_after_ms, block_after_ms;
+static atomic_bool block_now;
 static struct timespec spin_at;
 static pthread_barrier_t started;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -31,7 +35,8 @@ static __attribute__((noinline, noclone)) void busy_spin(void)
 {
 	unsigned long x = 1;
 
-	while (!atomic_load_explicit(&stop, memory_order_relaxed))
+	while (!atomic_load_explicit(&stop, memory_order_relaxed) &&
+	       !atomic_load_explicit(&block_now, memory_order_relaxed))
 		TARGET_MIX(x);
 }
 
@@ -53,6 +58,15 @@ static __attribute__((noinline, noclone)) bool idle_wait(void)
 	return timed_out;
 }
 
+/* --block-after: tells the spinning threads to block, then exits. */
+static void *blocker_main(void *arg)
+{
+	(void)arg;
+	usleep((useconds_t)block_after_ms * 1000u);
+	atomic_store(&block_now, true);
+	return NULL;
+}
+
 static void *worker_main(void *arg)
 {
 	int index = (int)(long)arg;
@@ -61,8 +75,11 @@ static void *worker_main(void *arg)
 	snprintf(name, sizeof name, "worker-%d", index);
 	pthread_setname_np(pthread_self(), name);
 	pthread_barrier_wait(&started);
-	if (index < nbusy || idle_wait())
+	if (index < nbusy || idle_wait()) {
 		busy_spin();
+		if (atomic_load(&block_now))
+			idle_wait();
+	}
 	return NULL;
 }
 
@@ -73,13 +90,14 @@ int main(int argc, char **argv)
 		{ "threads", .int_value = &nthreads, .min = 1, .max = 4096 },
 		{ "busy", .int_value = &nbusy, .min = 0, .max = INT_MAX },
 		{ "spin-after", .int_value = &spin_after_ms, .min = 0, .max = INT_MAX },
+		{ "block-after", .int_value = &block_after_ms, .min = 0, .max = INT_MAX },
 		{ NULL },
 	};
 	pthread_t *threads;
 
 	/* A test runner that crashes must not leave us spinning. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	target_options(argc, argv, options, "usage: threads [--threads N] [--busy B] [--spin-after MS]");
+	target_options(argc, argv, options, "usage: threads [--threads N] [--busy B] [--spin-after MS | --block-after MS]");
 	if (nbusy < 0 || nbusy > nthreads)
 		nbusy = nthreads;
 
@@ -98,6 +116,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < nthreads; i++)
 		threads[i] = target_thread("threads", worker_main, (void *)(long)i);
 	pthread_barrier_wait(&started);
+	if (block_after_ms > 0)
+		pthread_detach(target_thread("blocker", blocker_main, NULL));
 	target_ready();
 
 	target_wait_for_quit();
