@@ -70,10 +70,11 @@ struct tstate {
 	struct perch_frame *frames;
 	size_t nframes, frames_cap;
 	/*
-	 * A thread that stays blocked is watched for context switches
-	 * (switchwatch.h) instead of having its schedstat read every tick.
-	 * Armed once a read has found it quiet after the watch was looked at:
-	 * from then on an unmoved watch proves it has not run.
+	 * A thread that stays blocked, or keeps running while skipped for the
+	 * stop limit, is watched for context switches (switchwatch.h) instead
+	 * of having its /proc files read every tick.  Armed once a read made
+	 * after a look at the watch found it quiet (or running): from then on
+	 * an unmoved watch proves it still is.
 	 */
 	struct switchwatch *watch;
 	bool watch_armed;
@@ -705,11 +706,9 @@ static bool quiet(const struct tstate *ts)
 }
 
 /*
- * A read has just found the thread quiet.  A watch looked at before that read
- * is armed: the read proves the thread did not run up to a moment after the
- * look, and the watch has counted every switch since.  A thread quiet for
- * WATCH_AFTER ticks in a row gets a watch (it is armed at its next quiet
- * read); one that wakes often never does, and a running one loses it.
+ * Starts watching a thread (switchwatch.h); the watch is armed by a later
+ * read.  Where perf events cannot work at all, no thread of the target is
+ * tried again; a thread that could not get one for its own reasons is not.
  */
 static void open_watch(struct target *t, struct tstate *ts)
 {
@@ -734,6 +733,13 @@ static void close_watch(struct tstate *ts)
 	ts->moved_ticks = 0;
 }
 
+/*
+ * A read has just found the thread quiet.  A watch looked at before that read
+ * is armed: the read proves the thread did not run up to a moment after the
+ * look, and the watch has counted every switch since.  A thread quiet for
+ * WATCH_AFTER ticks in a row gets a watch (it is armed at its next quiet
+ * read); one that wakes often never does.
+ */
 static void found_quiet(struct target *t, struct tstate *ts)
 {
 	if (ts->watch != NULL) {
