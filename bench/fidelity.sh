@@ -6,7 +6,9 @@
 #  (b) perch against perf on programs nobody here wrote: redis-server under
 #      redis-benchmark, xz compressing a generated file, sqlite3 running a
 #      heavy query; both record the same process over the same window;
-#  (c) the share of samples whose stack reaches the thread's root.
+#  (c) the share of samples whose stack reaches the thread's root;
+#  (d) a program making a system call every ~20 µs: the share of the call
+#      in each side's samples against the program's own clock.
 # With PERCH_BENCH_KEEP=DIR in the environment, the database, perf files
 # and per-program top-10 lists (*.cmp) are copied to DIR.
 set -u
@@ -129,6 +131,15 @@ fl_track $spid
 sleep $WARM
 pair sqlite3 $spid $PSECS
 kill $spid 2>/dev/null; wait $spid 2>/dev/null; fl_untrack $spid
+
+# (d) a system call every ~20 µs of user work; syscaller times its own split.
+SYSCALL_US=20
+fl_target_start syscaller --work-us $SYSCALL_US \
+	--seconds "$(awk -v w=$WARM -v p=$PSECS 'BEGIN { print w + p + 3 }')"
+sleep $WARM
+pair syscaller "$FL_TPID" $PSECS
+fl_target_stop
+cp "$FL_TOUT" "$WORK/syscaller.out"
 fl_daemon_stop
 
 if [ -n "${PERCH_BENCH_KEEP:-}" ]; then
@@ -217,6 +228,21 @@ for p in burner1 redis xz sqlite3; do
 	worst_root=$(awk -v a=$worst_root -v b=$pc 'BEGIN { print (b < a ? b : a) }')
 done
 cmet=$(awk -v w=$worst_root 'BEGIN { print (w >= 99 ? "Met" : "Missed") }')
+
+# (d): the share of pwrite, each side's samples, against the program's clock.
+pw_share() { awk -F'|' '{ t += $1 } $2 ~ /pwrite/ { p += $1 } END { printf "%.1f %d", t ? 100 * p / t : 0, t }' "$1"; }
+echo
+echo "(d) System calls: \`syscaller --work-us $SYSCALL_US\` (one thread: user work in \`spin_work\` between 1-byte \`pwrite\`s to /dev/null, ${PSECS} s at $RATE Hz), share of \`pwrite\` in each side's samples against the program's own clock (not a target of the issue: it shows the bias in DESIGN.md, \"Stops land on system call exits\"):"
+echo
+echo "| recorder | share of \`pwrite\`, % | samples |"
+echo "|---|---|---|"
+printf '| the program itself (truth; %s µs of work between calls) | %s | – |\n' \
+	"$(sed -n 's/^work_us=//p' "$WORK/syscaller.out")" \
+	"$(awk -F= '$1 == "syscall_permille" { printf "%.1f", $2 / 10 }' "$WORK/syscaller.out")"
+read -r dshare dn <<<"$(pw_share "$WORK/syscaller.perch")"
+printf '| perch (running samples) | %s | %s |\n' "$dshare" "$dn"
+read -r dshare dn <<<"$(pw_share "$WORK/syscaller.perf")"
+printf '| `perf record -F %s -g`, same window | %s | %s |\n' $RATE "$dshare" "$dn"
 
 cat <<EOF
 
