@@ -78,7 +78,7 @@ struct tstate {
 	 */
 	struct switchwatch *watch;
 	bool watch_armed;
-	char armed_state;		/* what an unmoved watch proves: 'R', or blocked */
+	bool armed_running;		/* an unmoved watch proves: running, or blocked */
 	bool watch_failed;		/* could not open one: do not retry */
 	unsigned int quiet_ticks;	/* consecutive quiet ticks, by reading */
 	unsigned int moved_ticks;	/* consecutive looks at a moved watch */
@@ -725,6 +725,13 @@ static void open_watch(struct target *t, struct tstate *ts)
 		ts->watch_failed = true;
 }
 
+/* A read made after this tick's look found the thread running or quiet. */
+static void arm_watch(struct tstate *ts, bool running)
+{
+	ts->watch_armed = true;
+	ts->armed_running = running;
+}
+
 static void close_watch(struct tstate *ts)
 {
 	switchwatch_close(ts->watch);
@@ -743,8 +750,7 @@ static void close_watch(struct tstate *ts)
 static void found_quiet(struct target *t, struct tstate *ts)
 {
 	if (ts->watch != NULL) {
-		ts->watch_armed = true;
-		ts->armed_state = ts->last_state;
+		arm_watch(ts, false);
 		return;
 	}
 	if (++ts->quiet_ticks >= WATCH_AFTER)
@@ -771,8 +777,7 @@ static void found_running_skipped(struct target *t, struct tstate *ts)
 			open_watch(t, ts);
 		return;
 	}
-	ts->watch_armed = true;
-	ts->armed_state = 'R';
+	arm_watch(ts, true);
 }
 
 /*
@@ -790,7 +795,7 @@ static bool watch_look(struct target *t, struct tstate *ts)
 	moved = switchwatch_moved(ts->watch);
 	ts->moved_ticks = moved ? ts->moved_ticks + 1 : 0;
 	if (ts->watch_armed && !moved) {
-		if (ts->armed_state != 'R') {
+		if (!ts->armed_running) {
 			ts->st.state = ts->last_state;
 			ts->step = STEP_REUSED;
 			t->stats.watched++;
@@ -814,7 +819,8 @@ static bool watch_look(struct target *t, struct tstate *ts)
 
 /*
  * First half of a thread's sample: get its stack by the cheapest safe means
- * (see target.h), or start stopping it.
+ * (see target.h), or start stopping it.  Returns false when the thread's
+ * watch settled it without a system call.
  *
  * The syscall file is read last thing before the decision: a thread that
  * blocks between that read and PTRACE_INTERRUPT is woken by the interrupt,
@@ -823,7 +829,7 @@ static bool watch_look(struct target *t, struct tstate *ts)
  * sampler can do; the stops that hit it anyway are counted (eintr_caused).
  * A thread that keeps waking up during a copy without a stop is stopped.
  */
-static void begin_thread(struct target *t, struct tstate *ts)
+static bool begin_thread(struct target *t, struct tstate *ts)
 {
 	/*
 	 * A thread running at its last sample cannot be quiet, and with no
@@ -836,23 +842,23 @@ static void begin_thread(struct target *t, struct tstate *ts)
 
 	/* Looked at before any read, so that a read after it can arm it. */
 	if (watch_look(t, ts))
-		return;
+		return false;
 	if (!skip_counters) {
 		if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
 			ts->step = STEP_GONE;
-			return;
+			return true;
 		}
 		if (quiet(ts)) {
 			found_quiet(t, ts);
 			ts->st.state = ts->last_state;
 			ts->step = STEP_REUSED;
-			return;
+			return true;
 		}
 	}
 	ts->quiet_ticks = 0;
 	if (read_stat(ts, &ts->st) < 0 || ts->st.state == 'Z' || ts->st.state == 'X') {
 		ts->step = STEP_GONE;
-		return;
+		return true;
 	}
 	/*
 	 * A running thread is stopped: its syscall file would only say
@@ -863,7 +869,7 @@ static void begin_thread(struct target *t, struct tstate *ts)
 			found_running_skipped(t, ts);
 		t->running++;
 		start_stop(t, ts);
-		return;
+		return true;
 	}
 	/*
 	 * Not running: the counters again, after the state, so that a thread
@@ -871,11 +877,11 @@ static void begin_thread(struct target *t, struct tstate *ts)
 	 */
 	if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
 		ts->step = STEP_GONE;
-		return;
+		return true;
 	}
 	if (unchanged(ts)) {
 		ts->step = STEP_REUSED;
-		return;
+		return true;
 	}
 	for (int attempt = 0; attempt < 3 && ts->st.state != 'T' && ts->st.state != 't';
 	     attempt++) {
@@ -886,17 +892,18 @@ static void begin_thread(struct target *t, struct tstate *ts)
 		rc = capture_blocked(t, ts, &sc);
 		if (rc == 0) {
 			ts->step = STEP_BLOCKED;
-			return;
+			return true;
 		}
 		if (rc < 0 || (rc = read_stat(ts, &ts->st)) < 0 ||
 		    (rc = read_sched(ts, &ts->run_ns, &ts->switches)) < 0)
 			goto failed;
 	}
 	start_stop(t, ts);
-	return;
+	return true;
 failed:
 	ts->step = rc == -ESRCH ? STEP_GONE : STEP_FAILED;
 	ts->error = rc;
+	return true;
 }
 
 /* Second half: unwind and symbolize what was captured; fill pt. */
@@ -1002,21 +1009,18 @@ static int begin(struct target *t, unsigned int limit)
 	start = t->first < t->nthreads ? t->first : 0;
 	t->running = 0;
 	for (size_t k = 0; k < t->nthreads; k++) {
-		uint64_t watched = t->stats.watched + t->stats.watched_running;
 		struct tstate *ts;
 
 		t->visiting = (start + k) % t->nthreads;
 		ts = t->threads[t->visiting];
-
 		if (ts->carried)
 			continue;
-		begin_thread(t, ts);
 		/*
 		 * Stops that came while this thread was read are released at
-		 * once; a watched thread took no time to check, and polling
-		 * after each of many would cost more than the checks.
+		 * once; a thread its watch settled took no time to check, and
+		 * polling after each of many would cost more than the checks.
 		 */
-		if (t->njobs > 0 && t->stats.watched + t->stats.watched_running == watched)
+		if (begin_thread(t, ts) && t->njobs > 0)
 			tracer_collect(t->jobs, t->njobs, TRACER_NOW);
 	}
 	/*

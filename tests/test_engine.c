@@ -573,6 +573,21 @@ static void test_thread_churn(void **state)
 	assert_true(gone > 0);
 }
 
+/* Whether perf events (switch watches) are allowed here: tried on this thread. */
+static bool watches_allowed(void)
+{
+	struct switchwatch *probe;
+	int rc = switchwatch_open((pid_t)syscall(SYS_gettid), &probe);
+
+	if (rc < 0) {
+		print_message("switch watches unavailable here (%s): checking reads only\n",
+			      strerror(-rc));
+		return false;
+	}
+	switchwatch_close(probe);
+	return true;
+}
+
 /*
  * Idle threads are watched for context switches after a few quiet ticks and
  * are then not read at all (switchwatch.h); a watched thread that starts to
@@ -584,24 +599,15 @@ static void test_watched_thread_wakes(void **state)
 {
 	enum { SPIN_MS = 1500, END_MS = 3000, SETTLED_MS = 2300 };
 	const char *args[] = { "--threads", "2", "--busy", "0", "--spin-after", "1500", NULL };
-	struct switchwatch *probe;
 	uint64_t watched_before_spin = 0, start;
 	unsigned int settled = 0, spinning = 0;
 	struct perch_sample s;
 	struct target *t;
 	struct child c;
 	bool watches;
-	int rc;
 
 	(void)state;
-	/* Whether perf events are allowed here at all (the test's own thread). */
-	rc = switchwatch_open((pid_t)syscall(SYS_gettid), &probe);
-	watches = rc == 0;
-	if (watches)
-		switchwatch_close(probe);
-	else
-		print_message("switch watches unavailable here (%s): checking reads only\n",
-			      strerror(-rc));
+	watches = watches_allowed();
 	start = mono_ns();
 	assert_int_equal(spawn_target(&c, "threads", args), 0);
 	/* "ready" comes as the workers leave their start barrier: let them. */
@@ -661,16 +667,13 @@ static void test_watched_running_thread_blocks(void **state)
 	struct target_opts opts = { .max_stops = 1 };
 	uint64_t watched_before = 0, skipped_before = 0, start;
 	unsigned int settled_ticks = 0;
-	struct switchwatch *probe;
 	struct perch_sample s;
 	struct target *t;
 	struct child c;
 	bool watches;
 
 	(void)state;
-	watches = switchwatch_open((pid_t)syscall(SYS_gettid), &probe) == 0;
-	if (watches)
-		switchwatch_close(probe);
+	watches = watches_allowed();
 	start = mono_ns();
 	assert_int_equal(spawn_target(&c, "threads", args), 0);
 	usleep(100000);
