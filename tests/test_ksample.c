@@ -1,0 +1,206 @@
+/*
+ * ksample: the kernel's samples of a running thread carry its registers and
+ * the top of its stack; a blocked thread yields none.  Runs on threads of
+ * the test itself.  Where perf events are not allowed, the tests say so and
+ * check only that opening fails as the engine expects.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ksample.h"
+#include "switchwatch.h"
+
+#define MS (1000 * 1000ull)
+
+struct spinner {
+	atomic_int tid;
+	atomic_bool stop;
+	atomic_bool blocked;		/* spin, or wait on the pipe */
+	int fd;
+	uintptr_t stack_lo, stack_hi;	/* of this thread */
+	volatile uint64_t n;
+};
+
+/* Kept out of line and alone, so that a sample's rip can be checked against it. */
+__attribute__((noinline)) static void spin_here(struct spinner *s)
+{
+	while (!atomic_load(&s->stop) && !atomic_load(&s->blocked))
+		s->n++;
+}
+
+static void *spinner_main(void *arg)
+{
+	struct spinner *s = arg;
+	pthread_attr_t a;
+	void *addr;
+	size_t size;
+	char c;
+
+	pthread_getattr_np(pthread_self(), &a);
+	pthread_attr_getstack(&a, &addr, &size);
+	pthread_attr_destroy(&a);
+	s->stack_lo = (uintptr_t)addr;
+	s->stack_hi = (uintptr_t)addr + size;
+	atomic_store(&s->tid, (int)syscall(SYS_gettid));
+	while (!atomic_load(&s->stop)) {
+		spin_here(s);
+		if (atomic_load(&s->blocked) && read(s->fd, &c, 1) != 1)
+			break;
+	}
+	return NULL;
+}
+
+static bool allowed(int rc)
+{
+	if (rc == 0)
+		return true;
+	print_message("kernel samples unavailable here (%s)\n", strerror(-rc));
+	assert_true(switchwatch_unsupported(rc) || rc == -ENOMEM || rc == -EMFILE);
+	return false;
+}
+
+static void start(struct spinner *s, pthread_t *th, int pipefd[2])
+{
+	memset(s, 0, sizeof *s);
+	assert_int_equal(pipe(pipefd), 0);
+	s->fd = pipefd[0];
+	assert_int_equal(pthread_create(th, NULL, spinner_main, s), 0);
+	while (atomic_load(&s->tid) == 0)
+		usleep(1000);
+}
+
+static void finish(struct spinner *s, pthread_t th, int pipefd[2])
+{
+	atomic_store(&s->stop, true);
+	close(pipefd[1]);
+	pthread_join(th, NULL);
+	close(pipefd[0]);
+}
+
+/* A spinning thread: samples come, each with the spin's rip and its stack. */
+static void test_running_thread_sampled(void **state)
+{
+	struct thread_snapshot snap = { 0 };
+	struct ksampler *k = NULL;
+	struct spinner s;
+	int pipefd[2], got = 0, in_spin = 0;
+	pthread_t th;
+
+	(void)state;
+	start(&s, &th, pipefd);
+	if (!allowed(ksample_open(atomic_load(&s.tid), 1 * MS, 4096, &k))) {
+		finish(&s, th, pipefd);
+		return;
+	}
+	assert_int_equal(ksample_stack_bytes(k), 4096);
+	for (int i = 0; i < 20; i++) {
+		int rc;
+
+		usleep(20000);
+		rc = ksample_take(k, &snap);
+		assert_true(rc == 0 || rc == 1);
+		if (rc == 0)
+			continue;
+		got++;
+		/* The loop is a few instructions: its rip is just past spin_here's start. */
+		if (snap.regs.rip >= (uintptr_t)spin_here && snap.regs.rip < (uintptr_t)spin_here + 256)
+			in_spin++;
+		assert_true(snap.regs_full);
+		assert_true(snap.regs.rsp >= s.stack_lo && snap.regs.rsp < s.stack_hi);
+		assert_int_equal(snap.stack_addr, snap.regs.rsp);
+		assert_true(snap.stack_len > 0 && snap.stack_len <= 4096);
+		assert_int_equal(snap.pause_ns, 0);
+	}
+	print_message("%d of 20 looks had a sample, %d in the spin loop\n", got, in_spin);
+	/* 20 ms of spinning is 20 periods: a look without a sample is the scheduler's doing. */
+	assert_true(got >= 15);
+	assert_true(in_spin >= got - 2);
+	ksample_close(k);
+	thread_snapshot_free(&snap);
+	finish(&s, th, pipefd);
+}
+
+/* A blocked thread runs no CPU time: no sample, however long it waits. */
+static void test_blocked_thread_no_sample(void **state)
+{
+	struct thread_snapshot snap = { 0 };
+	struct ksampler *k = NULL;
+	struct spinner s;
+	int pipefd[2];
+	pthread_t th;
+
+	(void)state;
+	start(&s, &th, pipefd);
+	atomic_store(&s.blocked, true);
+	usleep(20000);
+	if (!allowed(ksample_open(atomic_load(&s.tid), 1 * MS, 4096, &k))) {
+		finish(&s, th, pipefd);
+		return;
+	}
+	usleep(50000);
+	assert_int_equal(ksample_take(k, &snap), 0);
+	/* Woken to spin: samples come again. */
+	atomic_store(&s.blocked, false);
+	assert_int_equal(write(pipefd[1], "x", 1), 1);
+	usleep(50000);
+	assert_int_equal(ksample_take(k, &snap), 1);
+	/* Taken means taken: the ones before the newest are dropped too. */
+	atomic_store(&s.blocked, true);
+	usleep(20000);
+	ksample_discard(k);
+	usleep(30000);
+	assert_int_equal(ksample_take(k, &snap), 0);
+	ksample_close(k);
+	thread_snapshot_free(&snap);
+	finish(&s, th, pipefd);
+}
+
+/* Sizes: rounded up to whole words, capped where the kernel's record ends. */
+static void test_stack_sizes_and_errors(void **state)
+{
+	struct ksampler *k = NULL;
+	pid_t child;
+	int status, rc;
+
+	(void)state;
+	rc = ksample_open((pid_t)syscall(SYS_gettid), 10 * MS, 1001, &k);
+	if (!allowed(rc))
+		return;
+	assert_int_equal(ksample_stack_bytes(k), 1008);
+	ksample_close(k);
+	assert_int_equal(ksample_open((pid_t)syscall(SYS_gettid), 10 * MS, 1 << 20, &k), 0);
+	assert_int_equal(ksample_stack_bytes(k), KSAMPLE_MAX_STACK);
+	ksample_close(k);
+	ksample_close(NULL);
+	/* A reaped child's pid names no thread. */
+	child = fork();
+	if (child == 0)
+		_exit(0);
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_int_equal(ksample_open(child, 10 * MS, 4096, &k), -ESRCH);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_running_thread_sampled),
+		cmocka_unit_test(test_blocked_thread_no_sample),
+		cmocka_unit_test(test_stack_sizes_and_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
