@@ -34,6 +34,7 @@ static const char *capture_name(enum perch_capture c)
 	case PERCH_CAPTURE_STOPPED: return "stopped";
 	case PERCH_CAPTURE_BLOCKED: return "blocked";
 	case PERCH_CAPTURE_REUSED: return "reused";
+	case PERCH_CAPTURE_KERNEL: return "kernel";
 	default: return "none";
 	}
 }

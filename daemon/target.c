@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "addrspace.h"
+#include "ksample.h"
 #include "procfs.h"
 #include "switchwatch.h"
 #include "symbolizer.h"
@@ -30,13 +31,19 @@
 #define WATCH_AFTER 4
 /* Looks in a row at a moved watch before it is closed (watch_look). */
 #define WATCH_MOVED_MAX 8
+/*
+ * How long a thread may be found running with no kernel sample before it is
+ * stopped instead (take_kernel_sample).
+ */
+#define KERNEL_WAIT_MAX_NS (50 * 1000000ull)
 
 /* How a thread's sample is going, within one tick. */
 enum step {
 	STEP_REUSED,
 	STEP_BLOCKED,		/* copied without a stop */
 	STEP_PENDING,		/* being stopped: see job */
-	STEP_SKIPPED,		/* running, over the tick's max_stops */
+	STEP_SKIPPED,		/* running, over the tick's max_stops or no kernel sample */
+	STEP_KERNEL,		/* running: the kernel's newest sample */
 	STEP_FAILED,		/* no stack this time: see error */
 	STEP_GONE,
 };
@@ -83,6 +90,10 @@ struct tstate {
 	unsigned int quiet_ticks;	/* consecutive quiet ticks, by reading */
 	unsigned int moved_ticks;	/* consecutive looks at a moved watch */
 	unsigned int skips_in_row;	/* ticks in a row skipped for max_stops */
+	/* Sampled by the kernel while it runs (ksample.h), when allowed. */
+	struct ksampler *ks;
+	bool ks_failed;			/* could not open one: do not retry */
+	uint64_t ks_last_ns;		/* monotonic: its last sample, or the opening */
 };
 
 struct target {
@@ -107,6 +118,7 @@ struct target {
 	unsigned int running;		/* threads found running this tick */
 	unsigned int cpus;		/* online when opened */
 	bool watch_off;			/* switch watches cannot work here */
+	bool kernel_off;		/* kernel samples cannot work here */
 	nlink_t tasks_nlink;		/* of /proc/PID/task at the last listing */
 	bool relist;			/* a thread was found gone: list again */
 	struct unwind_frame *ufr;
@@ -266,6 +278,7 @@ int target_open(pid_t pid, const struct target_opts *opts, struct target **out,
 	cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	t->cpus = cpus > 0 ? (unsigned int)cpus : 1;
 	t->watch_off = t->opts.no_switchwatch;
+	t->kernel_off = t->opts.kernel_period_ns == 0;
 	*out = t;
 	return 0;
 
@@ -287,6 +300,7 @@ static void tstate_free(struct tstate *ts)
 	if (ts->fd_syscall >= 0)
 		close(ts->fd_syscall);
 	switchwatch_close(ts->watch);
+	ksample_close(ts->ks);
 	thread_snapshot_free(&ts->snap);
 	free(ts->frames);
 	free(ts);
@@ -753,8 +767,12 @@ static void found_quiet(struct target *t, struct tstate *ts)
 		arm_watch(ts, false);
 		return;
 	}
-	if (++ts->quiet_ticks >= WATCH_AFTER)
+	if (++ts->quiet_ticks >= WATCH_AFTER) {
+		/* It stays idle: its kernel sampler's ring is locked memory for nothing. */
+		ksample_close(ts->ks);
+		ts->ks = NULL;
 		open_watch(t, ts);
+	}
 }
 
 /*
@@ -801,7 +819,7 @@ static bool watch_look(struct target *t, struct tstate *ts)
 			t->stats.watched++;
 			return true;
 		}
-		if (no_stop_left(t)) {
+		if (no_stop_left(t) && ts->ks == NULL) {
 			/* Still running, and no stop for it: skipped (start_stop). */
 			ts->st.state = 'R';
 			t->running++;
@@ -814,6 +832,76 @@ static bool watch_look(struct target *t, struct tstate *ts)
 	ts->watch_armed = false;
 	if (ts->moved_ticks >= WATCH_MOVED_MAX)
 		close_watch(ts);
+	return false;
+}
+
+/*
+ * Opens a kernel sampler on a thread found running; it yields samples from
+ * the next tick on.  As for watches: where perf events cannot work at all,
+ * no thread of the target tries again.
+ */
+static void open_kernel_sampler(struct target *t, struct tstate *ts)
+{
+	int rc = ksample_open(ts->tid, t->opts.kernel_period_ns, ts->copy_len, &ts->ks);
+
+	if (rc == 0) {
+		t->stats.kernel_samplers++;
+		ts->ks_last_ns = mono_ns();
+	} else if (switchwatch_unsupported(rc)) {
+		t->kernel_off = true;
+	} else {
+		ts->ks_failed = true;
+	}
+}
+
+/*
+ * A thread found running, with kernel samples allowed.  Returns true when
+ * that settled it: the kernel took a sample since the last look
+ * (STEP_KERNEL), or none came and it is skipped, its next running sample
+ * standing for this tick too, as for max_stops.  No sample comes while a
+ * running thread waits for a CPU, or runs in bursts too short to cross the
+ * period; either way its stack is what it was at its last run, and the next
+ * sample shows where it runs.  Returns false when it must be stopped: it has
+ * no sampler yet (one is opened for the next ticks), or no sample came for
+ * KERNEL_WAIT_MAX_NS (the kernel throttles sampling events whose interrupts
+ * take too long), so that no thread goes unsampled for long.
+ */
+static bool take_kernel_sample(struct target *t, struct tstate *ts)
+{
+	int rc;
+
+	if (t->kernel_off || ts->ks_failed)
+		return false;
+	/*
+	 * The unwind wanted more stack than the kernel copies, or far less:
+	 * the target pays for every byte of every sample.
+	 */
+	if (ts->ks != NULL &&
+	    ((ksample_stack_bytes(ts->ks) < ts->copy_len &&
+	      ksample_stack_bytes(ts->ks) < KSAMPLE_MAX_STACK) ||
+	     ksample_stack_bytes(ts->ks) > 2 * ts->copy_len)) {
+		ksample_close(ts->ks);
+		ts->ks = NULL;
+	}
+	if (ts->ks == NULL) {
+		open_kernel_sampler(t, ts);
+		return false;
+	}
+	rc = ksample_take(ts->ks, &ts->snap);
+	if (rc > 0) {
+		ts->step = STEP_KERNEL;
+		ts->ks_last_ns = mono_ns();
+		ts->skips_in_row = 0;
+		return true;
+	}
+	if (rc == 0 && mono_ns() - ts->ks_last_ns < KERNEL_WAIT_MAX_NS) {
+		ts->step = STEP_SKIPPED;
+		ts->owed++;
+		t->stats.kernel_waits++;
+		return true;
+	}
+	/* Stopped now: the next wait counts from here. */
+	ts->ks_last_ns = mono_ns();
 	return false;
 }
 
@@ -832,11 +920,13 @@ static bool watch_look(struct target *t, struct tstate *ts)
 static bool begin_thread(struct target *t, struct tstate *ts)
 {
 	/*
-	 * A thread running at its last sample cannot be quiet, and with no
-	 * stop left this tick it is only skipped if it still runs: then its
-	 * counters matter to nothing, and the state (read next) decides.
+	 * A thread running at its last sample cannot be quiet, and if it still
+	 * runs it is skipped (no stop left this tick) or the kernel sampled it:
+	 * then its counters matter to nothing, and the state (read next)
+	 * decides.  (Should it be stopped after all, they are read first.)
 	 */
-	bool skip_counters = ts->have_last && ts->last_state == 'R' && no_stop_left(t);
+	bool skip_counters = ts->have_last && ts->last_state == 'R' &&
+			     (no_stop_left(t) || (ts->ks != NULL && !t->kernel_off));
 	struct procfs_syscall sc;
 	int rc;
 
@@ -865,12 +955,22 @@ static bool begin_thread(struct target *t, struct tstate *ts)
 	 * "running", and its counters only matter for one that is not.
 	 */
 	if (ts->st.state == 'R') {
+		t->running++;
+		if (take_kernel_sample(t, ts))
+			return true;
+		if (skip_counters && !no_stop_left(t) &&
+		    read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
+			ts->step = STEP_GONE;
+			return true;
+		}
 		if (no_stop_left(t))
 			found_running_skipped(t, ts);
-		t->running++;
 		start_stop(t, ts);
 		return true;
 	}
+	/* Samples of a run that is over: the stack is taken now. */
+	if (ts->ks != NULL)
+		ksample_discard(ts->ks);
 	/*
 	 * Not running: the counters again, after the state, so that a thread
 	 * that ran and blocked again between the two reads shows in them.
@@ -921,11 +1021,12 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 		stopped(t, ts);
 	pt->state = ts->st.state;
 	/* Skipped ticks found it running: only a running sample stands for them. */
-	if (ts->step == STEP_PENDING && pt->state == 'R') {
+	if ((ts->step == STEP_PENDING || ts->step == STEP_KERNEL) && pt->state == 'R') {
 		pt->weight += ts->owed;
 		ts->owed = 0;
 	}
-	ts->ran = ts->step == STEP_PENDING || ts->step == STEP_BLOCKED;
+	ts->ran = ts->step == STEP_PENDING || ts->step == STEP_BLOCKED ||
+		  ts->step == STEP_KERNEL;
 	switch (ts->step) {
 	case STEP_GONE:
 		return;
@@ -938,8 +1039,9 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 		pt->capture = PERCH_CAPTURE_REUSED;
 		break;
 	default:
-		pt->capture = ts->step == STEP_PENDING ? PERCH_CAPTURE_STOPPED
-						       : PERCH_CAPTURE_BLOCKED;
+		pt->capture = ts->step == STEP_PENDING	 ? PERCH_CAPTURE_STOPPED
+			      : ts->step == STEP_KERNEL ? PERCH_CAPTURE_KERNEL
+							 : PERCH_CAPTURE_BLOCKED;
 		pt->pause_ns = ts->step == STEP_PENDING ? ts->snap.pause_ns : 0;
 		if (t->maps_stale)
 			refresh_maps(t);
@@ -951,8 +1053,10 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 		 * A thread stopped for its sample was running, whatever its stat
 		 * said a moment before: never take it for a blocked one.
 		 */
-		ts->last_state = ts->step == STEP_PENDING && ts->st.state != 'T' ? 'R'
-										  : ts->st.state;
+		ts->last_state = (ts->step == STEP_PENDING && ts->st.state != 'T') ||
+					 ts->step == STEP_KERNEL
+				 ? 'R'
+				 : ts->st.state;
 		ts->last_utime = ts->st.utime;
 	}
 	pt->complete = ts->last_complete;

@@ -45,6 +45,8 @@ enum perch_capture {
 	PERCH_CAPTURE_BLOCKED,	/* blocked in a syscall: read without a stop */
 	PERCH_CAPTURE_REUSED,	/* has not run since its previous sample */
 	PERCH_CAPTURE_NONE,	/* no stack this time (see error) */
+	PERCH_CAPTURE_KERNEL,	/* running: the kernel's sample, no stop (ksample.h) */
+	PERCH_CAPTURE_KINDS
 };
 
 struct perch_thread {
@@ -87,13 +89,19 @@ struct target_opts {
 	 * watching the idle ones for context switches (for comparison).
 	 */
 	bool no_switchwatch;
+	/*
+	 * Running threads are sampled by the kernel every kernel_period_ns of
+	 * their CPU time (ksample.h) instead of being stopped, where perf
+	 * events are allowed; 0 = always stop them.
+	 */
+	uint64_t kernel_period_ns;
 	struct unwinder_opts unwind;
 };
 
 /* Running totals, for benchmarks and status. */
 struct target_stats {
 	uint64_t samples;
-	uint64_t thread_samples[4];	/* by enum perch_capture */
+	uint64_t thread_samples[PERCH_CAPTURE_KINDS];	/* by enum perch_capture */
 	uint64_t pause_ns;		/* sum over stopped threads */
 	uint64_t unwind_ns;		/* sum over unwound threads */
 	uint64_t symbolize_ns;
@@ -109,6 +117,8 @@ struct target_stats {
 	uint64_t watched;		/* reused thread-ticks a watch proved, no read */
 	uint64_t watched_running;	/* skipped running thread-ticks, proved the same way */
 	uint64_t watches;		/* switch watches opened */
+	uint64_t kernel_samplers;	/* kernel samplers opened */
+	uint64_t kernel_waits;		/* running thread-ticks skipped: no kernel sample yet */
 };
 
 struct target;

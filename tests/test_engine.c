@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "engine_util.h"
+#include "ksample.h"
 #include "spawn.h"
 #include "switchwatch.h"
 #include "target.h"
@@ -729,6 +730,121 @@ static void test_watched_running_thread_blocks(void **state)
 	assert_int_equal(child_quit(&c), 0);
 }
 
+/* Whether the kernel may sample a thread here (ksample.h): tried on this thread. */
+static bool kernel_samples_allowed(void)
+{
+	struct ksampler *probe;
+	int rc = ksample_open((pid_t)syscall(SYS_gettid), 10 * 1000 * 1000, 4096, &probe);
+
+	if (rc < 0) {
+		print_message("kernel samples unavailable here (%s): threads are stopped\n",
+			      strerror(-rc));
+		return false;
+	}
+	ksample_close(probe);
+	return true;
+}
+
+/*
+ * With kernel samples, running threads are not stopped: their samples come
+ * from the kernel's sampling event and unwind as completely as a stopped
+ * thread's, to the same functions.  A tick that finds a thread running
+ * before its next kernel sample skips it (its next sample counts for it).
+ */
+static void test_kernel_samples_running_threads(void **state)
+{
+	const char *args[] = { "--threads", "2", NULL };
+	struct target_opts opts = { .kernel_period_ns = 5 * 1000 * 1000 };
+	unsigned int kernel = 0, weight = 0, ticks = 0;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+
+	(void)state;
+	assert_int_equal(spawn_target(&c, "burner", args), 0);
+	t = open_target_opts(c.pid, &opts);
+	for (int i = 0; i < 200; i++) {
+		assert_int_equal(target_sample(t, &s), 0);
+		ticks++;
+		for (size_t k = 0; k < s.nthreads; k++) {
+			const struct perch_thread *th = &s.threads[k];
+			int w;
+
+			if (strncmp(th->name, "burner-", 7) != 0 ||
+			    th->capture != PERCH_CAPTURE_KERNEL)
+				continue;
+			kernel++;
+			weight += th->weight;
+			assert_int_equal(th->state, 'R');
+			assert_int_equal(th->pause_ns, 0);
+			assert_true(th->complete);
+			w = find_func(th, "work_loop");
+			assert_true(w > 0);
+			assert_true(find_func(th, "burn_alpha") >= 0 ||
+				    find_func(th, "burn_beta") >= 0);
+			assert_string_equal(th->frames[w + 1].func, "worker_main");
+			assert_true(ends_at_thread_root(th));
+		}
+		usleep(5000);
+	}
+	print_message("%u kernel samples of the burners in %u ticks (weight %u); stopped "
+		      "thread-samples %llu, skipped waiting for the kernel %llu\n", kernel,
+		      ticks, weight, (unsigned long long)
+		      target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED],
+		      (unsigned long long)target_stats(t)->kernel_waits);
+	if (kernel_samples_allowed()) {
+		/* Two burners, 200 ticks: the first stops them, the kernel does the rest. */
+		assert_true(kernel >= 200);
+		assert_true(weight >= kernel);
+		assert_true(target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED] < 60);
+	} else {
+		assert_int_equal(kernel, 0);
+	}
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
+}
+
+/*
+ * A thread that makes a system call every 20 µs of user work spends about
+ * 1 % of its time in it.  A stop sent while it runs user code lands at the
+ * exit of any call it enters before the interrupt reaches it, which charged
+ * 25-30 % of the samples to pwrite here (docs/DESIGN.md); the kernel's
+ * samples are taken where the thread is.
+ */
+static void test_kernel_samples_no_syscall_bias(void **state)
+{
+	const char *args[] = { "--work-us", "20", "--seconds", "30", NULL };
+	struct target_opts opts = { .kernel_period_ns = 5 * 1000 * 1000 };
+	unsigned int running = 0, in_pwrite = 0;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+
+	(void)state;
+	if (!kernel_samples_allowed())
+		skip();
+	assert_int_equal(spawn_target(&c, "syscaller", args), 0);
+	t = open_target_opts(c.pid, &opts);
+	for (int i = 0; i < 300; i++) {
+		assert_int_equal(target_sample(t, &s), 0);
+		for (size_t k = 0; k < s.nthreads; k++) {
+			const struct perch_thread *th = &s.threads[k];
+
+			if (th->capture != PERCH_CAPTURE_KERNEL || th->nframes == 0)
+				continue;
+			running++;
+			in_pwrite += strstr(th->frames[0].func, "pwrite") != NULL;
+		}
+		usleep(5000);
+	}
+	print_message("%u of %u kernel samples in pwrite\n", in_pwrite, running);
+	assert_true(running >= 150);
+	/* Truth ~1 %: 10 % is far above its noise and far below the stops' bias. */
+	assert_true(in_pwrite * 10 < running);
+	target_close(t);
+	child_kill(&c);
+}
+
 static void test_target_exits_mid_sampling(void **state)
 {
 	const char *args[] = { "--threads", "4", "--seconds", "0.5", NULL };
@@ -870,6 +986,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_thread_churn, kill_targets),
 		cmocka_unit_test_teardown(test_watched_thread_wakes, kill_targets),
 		cmocka_unit_test_teardown(test_watched_running_thread_blocks, kill_targets),
+		cmocka_unit_test_teardown(test_kernel_samples_running_threads, kill_targets),
+		cmocka_unit_test_teardown(test_kernel_samples_no_syscall_bias, kill_targets),
 		cmocka_unit_test_teardown(test_target_exits_mid_sampling, kill_targets),
 		cmocka_unit_test_teardown(test_sampler_killed_leaves_target_running, kill_targets),
 		cmocka_unit_test_teardown(test_stripped_binary_dynsym, kill_targets),
