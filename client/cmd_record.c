@@ -38,6 +38,7 @@ struct record_opts {
 	bool children, json, autostart;
 	const char *name;
 	long max_stops;		/* -1: the daemon's default; 0: all */
+	bool ptrace_only;
 };
 
 static int parse(int argc, char **argv, struct record_opts *o)
@@ -51,6 +52,7 @@ static int parse(int argc, char **argv, struct record_opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "no-autostart", no_argument, NULL, 'A' },
 		{ "stops", required_argument, NULL, 's' },
+		{ "ptrace-only", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -100,6 +102,7 @@ static int parse(int argc, char **argv, struct record_opts *o)
 		case 'n': o->name = optarg; break;
 		case 'j': o->json = true; break;
 		case 'A': o->autostart = false; break;
+		case 'P': o->ptrace_only = true; break;
 		default: return client_usage("record");
 		}
 	}
@@ -314,6 +317,8 @@ int cmd_record(int argc, char **argv)
 		json_object_object_add(req, "name", json_object_new_string(o.name));
 	if (o.max_stops >= 0)
 		json_object_object_add(req, "max_stops", json_object_new_int64(o.max_stops));
+	if (o.ptrace_only)
+		json_object_object_add(req, "ptrace_only", json_object_new_boolean(true));
 	if (conn_call(c, req, &reply, &cause) < 0)
 		goto out_error;
 	id = json_object_object_get_ex(reply, "session", &v) ? json_object_get_int64(v) : 0;

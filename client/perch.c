@@ -30,7 +30,7 @@ static const struct command commands[] = {
 		cmd_dump,
 	},
 	{
-		"record", "-p PID [-d DURATION] [-r HZ] [--children] [--stops N|all] [--name NAME] [--json] [--no-autostart]",
+		"record", "-p PID [-d DURATION] [-r HZ] [--children] [--stops N|all] [--ptrace-only] [--name NAME] [--json] [--no-autostart]",
 		"record a profiling session of a running process",
 		"Asks the daemon (starting one in the background if none answers) to\n"
 		"sample every thread of PID, shows the progress on a terminal, and reports\n"
@@ -45,6 +45,10 @@ static const struct command commands[] = {
 		"                       its thread was passed over (default: the number of\n"
 		"                       CPUs, as perf takes one sample per CPU); all: every\n"
 		"                       running thread at every tick\n"
+		"      --ptrace-only    stop running threads to sample them instead of\n"
+		"                       letting the kernel sample them (perf events, see\n"
+		"                       perchd(8)); the only way where perf events are\n"
+		"                       not allowed, taken automatically there\n"
 		"      --name NAME      a label for the session\n"
 		"      --json           print {session, status, samples, ...} at the end\n"
 		"      --no-autostart   fail instead of starting a daemon\n",

@@ -228,6 +228,7 @@ static char *handle_start(struct service *sv, const struct proto_request *req,
 		.max_stops = req->start.max_stops < 0 ? 0
 			     : req->start.max_stops == 0 ? UINT_MAX
 			     : (unsigned int)req->start.max_stops,
+		.ptrace_only = req->start.ptrace_only,
 	};
 	struct session *s;
 	const char *code;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -72,6 +73,7 @@ struct session {
 	size_t jobs_cap;
 	cpu_set_t allowed, placed;	/* the sampler's CPUs: at start, now */
 	double others_seen;	/* share of recent ticks: follow_target_cpus */
+	int loadavg_fd;		/* /proc/loadavg, read at every tick, or -1 */
 	struct interner *interner;
 	uint64_t eintr_done;		/* from processes no longer sampled */
 	int64_t cpu_done;
@@ -129,7 +131,14 @@ static char *read_text(const char *fmt, pid_t pid, bool link)
 
 static int add_proc(struct session *s, pid_t pid, char **cause)
 {
-	struct target_opts opts = { .max_stops = s->p.max_stops };
+	/*
+	 * The kernel samples a running thread once per tick period of its own
+	 * CPU time: one that runs all along has one new sample at each tick.
+	 */
+	struct target_opts opts = {
+		.max_stops = s->p.max_stops,
+		.kernel_period_ns = s->p.ptrace_only ? 0 : (uint64_t)(1e9 / s->p.rate_hz),
+	};
 	struct target *t;
 	int rc;
 
@@ -304,11 +313,16 @@ static void drop_proc(struct session *s, size_t i)
  * the threads it released get their CPU back while it unwinds.  When
  * nothing else runs it may wake anywhere: it perturbs no one.
  */
-static int host_runnable(void)
+static int host_runnable(struct session *s)
 {
 	char buf[128];
-	ssize_t n = procfs_read_path("/proc/loadavg", buf, sizeof buf);
+	ssize_t n;
 	const char *p;
+
+	/* Kept open: an open and a close per tick cost more than the read. */
+	if (s->loadavg_fd < 0)
+		s->loadavg_fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	n = s->loadavg_fd >= 0 ? procfs_pread_line(s->loadavg_fd, buf, sizeof buf) : -1;
 
 	/* "0.41 0.35 0.30 3/142 12345": the 3 */
 	if (n <= 0 || (p = memchr(buf, '/', (size_t)n)) == NULL)
@@ -347,7 +361,7 @@ static void follow_target_cpus(struct session *s)
 	 * with this rule, when any runnable process seen in the last 32 ticks
 	 * counted: docs/DESIGN.md).
 	 */
-	host = host_runnable();
+	host = host_runnable(s);
 	s->others_seen += ((host >= 0 && (unsigned int)host > running + 1 ? 1.0 : 0.0) -
 			   s->others_seen) / OTHERS_SPAN;
 	if (CPU_COUNT(&want) == 0 || CPU_EQUAL(&want, &s->allowed) ||
@@ -665,6 +679,8 @@ static void *sampler_main(void *arg)
 static struct session *session_new(const struct session_params *p, struct store *st)
 {
 	struct session *s = xcalloc(1, sizeof *s);
+
+	s->loadavg_fd = -1;
 	pthread_condattr_t ca;
 
 	s->p = *p;
@@ -698,6 +714,8 @@ static void session_destroy(struct session *s)
 		drop_proc(s, s->nproc - 1);
 	free(s->procs);
 	free(s->jobs);
+	if (s->loadavg_fd >= 0)
+		close(s->loadavg_fd);
 	interner_free(s->interner);
 	free(s->keys);
 	free(s->index);

@@ -42,6 +42,11 @@ struct session_params {
 	 * thread at every tick.
 	 */
 	unsigned int max_stops;
+	/*
+	 * Running threads are stopped as blocked ones are, never sampled by
+	 * the kernel (target_opts.kernel_period_ns).
+	 */
+	bool ptrace_only;
 };
 
 /* What status reports about a running session. */

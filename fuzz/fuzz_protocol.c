@@ -53,6 +53,8 @@ static json_object *write_back(const struct proto_request *r)
 		if (st->max_stops >= 0)
 			json_object_object_add(o, "max_stops",
 					       json_object_new_int64(st->max_stops));
+		json_object_object_add(o, "ptrace_only",
+				       json_object_new_boolean(st->ptrace_only));
 		break;
 	case PROTO_OP_STOP:
 	case PROTO_OP_DELETE:
@@ -131,7 +133,8 @@ static void round_trip(const struct proto_request *a)
 	FUZZ_CHECK(a->start.pid == b.start.pid && a->start.children == b.start.children &&
 		   a->start.duration_s == b.start.duration_s &&
 		   a->start.rate_hz == b.start.rate_hz && same_str(a->start.name, b.start.name) &&
-		   a->start.max_stops == b.start.max_stops);
+		   a->start.max_stops == b.start.max_stops &&
+		   a->start.ptrace_only == b.start.ptrace_only);
 	FUZZ_CHECK(same_str(a->schedule.kind, b.schedule.kind) &&
 		   same_str(a->schedule.target, b.schedule.target) &&
 		   same_str(a->schedule.name, b.schedule.name));

@@ -136,7 +136,8 @@ static bool parse_start(json_object *o, struct proto_start *s, struct check *c)
 	       get_num(o, "rate_hz", false, PROTO_MIN_RATE, PROTO_MAX_RATE, &s->rate_hz, c) &&
 	       get_bool(o, "children", &s->children, c) &&
 	       get_str(o, "name", false, MAX_NAME, &s->name, c) &&
-	       get_int(o, "max_stops", false, 0, PROTO_MAX_STOPS, &s->max_stops, c);
+	       get_int(o, "max_stops", false, 0, PROTO_MAX_STOPS, &s->max_stops, c) &&
+	       get_bool(o, "ptrace_only", &s->ptrace_only, c);
 }
 
 static bool parse_schedule(json_object *o, struct proto_schedule *s, struct check *c)

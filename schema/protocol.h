@@ -53,6 +53,11 @@ struct proto_start {
 	 * daemon's default, 0 = every running thread.
 	 */
 	int64_t max_stops;
+	/*
+	 * Stop running threads to sample them, as blocked ones, instead of
+	 * letting the kernel sample them (target_opts.kernel_period_ns).
+	 */
+	bool ptrace_only;
 };
 
 struct proto_schedule {

@@ -898,7 +898,12 @@ static void test_record(void **state)
 
 	daemon_start(f, NULL);
 	spawn_or_fail(&burner, "burner", NULL);
-	perch(f, &c, 0, "record", "-p", pid_str(burner.pid), "-d", "2", NULL);
+	/*
+	 * 4 s, about 780 samples of the two workers: the kernel's samples vary
+	 * as independent ones do (±1.6 points here), and the check below
+	 * allows 5 (docs/DESIGN.md, "Running threads: kernel samples").
+	 */
+	perch(f, &c, 0, "record", "-p", pid_str(burner.pid), "-d", "4", NULL);
 	assert_int_equal(exit_code(&c), 0);
 	if (strstr(c.out, "session ") == NULL ||
 	    sscanf(strstr(c.out, "session "), "session %" SCNd64 ": complete", &id) != 1)
@@ -912,7 +917,7 @@ static void test_record(void **state)
 	s = find_entry(arr, "session", id);
 	assert_non_null(s);
 	assert_string_equal(json_object_get_string(member(s, "status")), "complete");
-	assert_samples_near(json_object_get_int64(member(s, "samples")), 99, 2);
+	assert_samples_near(json_object_get_int64(member(s, "samples")), 99, 4);
 	json_object_put(arr);
 	free_cmd(&c);
 
