@@ -6,7 +6,9 @@
 #   bench/compare_perchd.sh OLD_PERCHD BUILD_DIR [MODE...]
 #
 # MODE: none, old:HZ or new:HZ (new = BUILD_DIR/daemon/perchd; default
-# modes: none old:999 new:999).  Environment: THREADS (burner threads,
+# modes: none old:999 new:999), optionally followed by :ptrace (the
+# recording asks for --ptrace-only: new:999:ptrace against new:999 compares
+# stopping running threads with kernel samples in one daemon).  Environment: THREADS (burner threads,
 # default 4), SECONDS_EACH (3), ROUNDS (4).  Prints per mode the median
 # work (units), slowdown against the same round's unprofiled run (points)
 # and daemon CPU (% of one CPU), medians over rounds, with every round's
@@ -44,11 +46,11 @@ for ((r = 0; r < rounds; r++)); do
 		wait_line "$work/out" ready 10 || { kill "$b"; exit 1; }
 		c0=0 c1=0
 		if [ "$mode" != none ]; then
-			which=${mode%%:*} hz=${mode#*:}
+			IFS=: read -r which hz how <<<"$mode"
 			[ "$which" = old ] && d=$pid_old || d=$pid_new
 			c0=$(proc_cpu_s "$d")
 			PERCH_SOCKET=$work/$which/sock "$perch" record -p "$b" -r "$hz" --json \
-				--no-autostart >"$work/prof" 2>&1 &
+				--no-autostart ${how:+--ptrace-only} >"$work/prof" 2>&1 &
 			p=$!
 		fi
 		wait "$b"

@@ -135,9 +135,15 @@ kill $spid 2>/dev/null; wait $spid 2>/dev/null; fl_untrack $spid
 # (d) a system call every ~20 µs of user work; syscaller times its own split.
 SYSCALL_US=20
 fl_target_start syscaller --work-us $SYSCALL_US \
-	--seconds "$(awk -v w=$WARM -v p=$PSECS 'BEGIN { print w + p + 3 }')"
+	--seconds "$(awk -v w=$WARM -v p=$PSECS 'BEGIN { print w + 2 * p + 3 }')"
 sleep $WARM
 pair syscaller "$FL_TPID" $PSECS
+# The same again with stops, as perch sampled running threads before kernel
+# samples (and still does where perf events are not allowed).
+fl_record "$FL_TPID" $PSECS $RATE "$WORK/syscaller-ptrace.json" --ptrace-only
+sqlite3 -readonly "$FL_DB" ".parameter set @sid $(fl_json_num "$WORK/syscaller-ptrace.json" session)" \
+	".read $HERE/fidelity_self.sql" >"$WORK/syscaller-ptrace.perch" ||
+	fl_die "sqlite3 cannot read the session"
 fl_target_stop
 cp "$FL_TOUT" "$WORK/syscaller.out"
 fl_daemon_stop
@@ -232,7 +238,7 @@ cmet=$(awk -v w=$worst_root 'BEGIN { print (w >= 99 ? "Met" : "Missed") }')
 # (d): the share of pwrite, each side's samples, against the program's clock.
 pw_share() { awk -F'|' '{ t += $1 } $2 ~ /pwrite/ { p += $1 } END { printf "%.1f %d", t ? 100 * p / t : 0, t }' "$1"; }
 echo
-echo "(d) System calls: \`syscaller --work-us $SYSCALL_US\` (one thread: user work in \`spin_work\` between 1-byte \`pwrite\`s to /dev/null, ${PSECS} s at $RATE Hz), share of \`pwrite\` in each side's samples against the program's own clock (not a target of the issue: it shows the bias in DESIGN.md, \"Stops land on system call exits\"):"
+echo "(d) System calls: \`syscaller --work-us $SYSCALL_US\` (one thread: user work in \`spin_work\` between 1-byte \`pwrite\`s to /dev/null, ${PSECS} s at $RATE Hz), share of \`pwrite\` in each side's samples against the program's own clock (not a target of the issue: it shows the bias of stops in DESIGN.md, \"Stops land on system call exits\", which kernel samples of running threads do not have):"
 echo
 echo "| recorder | share of \`pwrite\`, % | samples |"
 echo "|---|---|---|"
@@ -241,6 +247,8 @@ printf '| the program itself (truth; %s µs of work between calls) | %s | – |\
 	"$(awk -F= '$1 == "syscall_permille" { printf "%.1f", $2 / 10 }' "$WORK/syscaller.out")"
 read -r dshare dn <<<"$(pw_share "$WORK/syscaller.perch")"
 printf '| perch (running samples) | %s | %s |\n' "$dshare" "$dn"
+read -r dshare dn <<<"$(pw_share "$WORK/syscaller-ptrace.perch")"
+printf '| perch `--ptrace-only` (stops; the next %s s) | %s | %s |\n' $PSECS "$dshare" "$dn"
 read -r dshare dn <<<"$(pw_share "$WORK/syscaller.perf")"
 printf '| `perf record -F %s -g`, same window | %s | %s |\n' $RATE "$dshare" "$dn"
 

@@ -95,11 +95,12 @@ fl_daemon_stop()
 	fl_untrack "$FL_DPID"
 }
 
-# fl_record PID SECS HZ OUT: perch record through our daemon, JSON to OUT.
+# fl_record PID SECS HZ OUT [FLAG]: perch record through our daemon, JSON to
+# OUT; FLAG (one word, e.g. --ptrace-only) is passed to perch record.
 fl_record()
 {
 	PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" record -p "$1" -d "$2" \
-		-r "$3" --json --no-autostart >"$4" 2>"$4.err" ||
+		-r "$3" --json --no-autostart ${5:-} >"$4" 2>"$4.err" ||
 		{ cat "$4.err" >&2; fl_die "perch record -p $1 failed"; }
 }
 

@@ -8,8 +8,9 @@
 # reports the work it did (alpha_units + beta_units).  Modes: none (twice:
 # the second run is the noise floor); `perf record -F HZ -g`; `perf record
 # -F HZ --call-graph dwarf`; `perch record -r HZ` through a private perchd;
-# at 99 and 999 Hz; and `perch record -r 999 --stops all` (every running
-# thread at every tick, no per-tick limit), to show what the limit saves.  perf starts the burner, perch attaches to it (see
+# at 99 and 999 Hz; and `perch record --ptrace-only` at both rates (running
+# threads stopped instead of sampled by the kernel, the engine before
+# kernel samples), to show what they change.  perf starts the burner, perch attaches to it (see
 # attempt()).  Each round runs every mode once (order rotated per round);
 # slowdown = 1 - work / work of the same round's run without a profiler;
 # medians and min–max over rounds.  Profiler CPU: perf's own (its process,
@@ -87,16 +88,16 @@ attempt() {
 		wait "$bpid"
 		return 1
 	fi
-	if [ "$kind" = perch ] || [ "$kind" = perch-all ]; then
-		local stops=()
-		[ "$kind" = perch-all ] && stops=(--stops all)
+	if [ "$kind" = perch ] || [ "$kind" = perch-ptrace ]; then
+		local how=()
+		[ "$kind" = perch-ptrace ] && how=(--ptrace-only)
 		c0=$(proc_cpu_s "$PERCHD_PID")
-		"$perch" record -p "$bpid" -r "$hz" "${stops[@]}" --json --no-autostart \
+		"$perch" record -p "$bpid" -r "$hz" "${how[@]}" --json --no-autostart \
 			>"$prof" 2>&1 &
 		ppid=$!
 	fi
 	wait "$bpid"
-	if [ "$kind" = perch ] || [ "$kind" = perch-all ]; then
+	if [ "$kind" = perch ] || [ "$kind" = perch-ptrace ]; then
 		wait "$ppid"
 		c1=$(proc_cpu_s "$PERCHD_PID")
 		grep -q '"status":"target-exited"' "$prof" || return 1
@@ -130,7 +131,7 @@ run_one() {
 			"$(sed -n 's/.*wrote \([0-9.]*\) MB.*/\1/p' "$prof" | tail -1)"
 		grep -q "lost" "$prof" && result_add "$res" "$key.lost" 1
 		;;
-	perch | perch-all)
+	perch | perch-ptrace)
 		result_add "$res" "$key.cpu" \
 			"$(awk -v a="$c0" -v b="$c1" -v s="$secs" 'BEGIN { print 100 * (b - a) / s }')"
 		# --json: {"session", "status", "samples" (ticks taken), "late_samples"}
@@ -156,12 +157,8 @@ slowdowns() {
 
 modes=(none again)
 for hz in $rates; do
-	modes+=("perf-g:$hz" "perf-dwarf:$hz" "perch:$hz")
+	modes+=("perf-g:$hz" "perf-dwarf:$hz" "perch:$hz" "perch-ptrace:$hz")
 done
-# What the per-tick stop limit saves where it matters: many running threads
-# at the high rate (perch's default stops as many threads a tick as there
-# are CPUs; --stops all stops every running one).
-modes+=("perch-all:999")
 for nthreads in $threads_list; do
 	interleave "$rounds" run_one "${modes[@]}"
 done
@@ -173,7 +170,7 @@ label() {
 	perf-g:*) echo "\`perf record -F ${1#*:} -g\`" ;;
 	perf-dwarf:*) echo "\`perf record -F ${1#*:} --call-graph dwarf\`" ;;
 	perch:*) echo "\`perch record -r ${1#*:}\`" ;;
-	perch-all:*) echo "\`perch record -r ${1#*:} --stops all\`" ;;
+	perch-ptrace:*) echo "\`perch record -r ${1#*:} --ptrace-only\`" ;;
 	esac
 }
 
@@ -190,8 +187,8 @@ echo "\`tests/targets/burner --threads N --seconds $secs\`; $rounds round(s), mo
 	"\"none, again\" is a second unprofiled run in each round: its \"slowdown\" is" \
 	"the noise of this machine at that moment.  A run whose profiler failed to" \
 	"attach is run again (at most 5 tries) and counted in the samples column." \
-	"Samples: perf's per-thread CPU-clock samples; perch's ticks taken (each, by default, stops as many running threads as there are CPUs, in turn, and" \
-	"reads the others) and the share of ticks that came late or were skipped."
+	"Samples: perf's per-thread CPU-clock samples; perch's ticks taken (at each, a running thread's stack is the kernel's newest sample of it," \
+	"or with --ptrace-only as many running threads as there are CPUs are stopped, in turn) and the share of ticks that came late or were skipped."
 echo
 echo "| threads | mode | work (M units) | slowdown (points) | profiler CPU (% of a CPU) | samples | late ticks |"
 echo "|---|---|---|---|---|---|---|"
@@ -208,7 +205,7 @@ for t in $threads_list; do
 		smp=$(result_get "$res" "t$t.$m.samples" | summary %.0f)
 		late=$(result_get "$res" "t$t.$m.late" | summary %.1f)
 		case $m in none | again) cpu=–; smp=– ;; esac
-		case $m in perch:* | perch-all:*) late="$late %" ;; *) late=– ;; esac
+		case $m in perch:* | perch-ptrace:*) late="$late %" ;; *) late=– ;; esac
 		[ -n "$(result_get "$res" "t$t.$m.lost")" ] && smp="$smp (perf lost events)"
 		nf=$(result_get "$res" "t$t.$m.failed" | wc -l)
 		[ "$nf" -gt 0 ] && smp="$smp; $nf failed attach(es) retried"
