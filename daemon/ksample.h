@@ -49,11 +49,27 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 		 struct ksampler **out);
 
 /*
- * Puts the newest sample since the last call into snap (registers, stack
- * copy at the stack pointer) and drops the others.  Returns 1 with a
- * sample, 0 when none came, or -EIO for a record it cannot read.
+ * The event also records the thread's context switches, so that a thread
+ * known to be running can be known still running without reading its
+ * /proc stat: what the last switch since the last look was.
  */
-int ksample_take(struct ksampler *k, struct thread_snapshot *snap);
+enum ksample_switch {
+	KSAMPLE_NO_SWITCH,	/* none: the thread is as it was */
+	KSAMPLE_SWITCHED_IN,	/* on a CPU */
+	KSAMPLE_PREEMPTED,	/* switched out runnable: waits for a CPU */
+	KSAMPLE_SLEPT,		/* switched out to sleep, or stopped */
+	KSAMPLE_UNKNOWN,	/* records were lost: read its state */
+};
+
+/*
+ * Puts the newest sample since the last call into snap (registers, stack
+ * copy at the stack pointer) and drops the others; *last says what the
+ * last context switch since the last call was.  Returns 1 with a sample,
+ * 0 when none came, or -EIO for a record it cannot read (then *last is
+ * KSAMPLE_UNKNOWN).
+ */
+int ksample_take(struct ksampler *k, struct thread_snapshot *snap,
+		 enum ksample_switch *last);
 
 /* Drops every sample not yet taken. */
 void ksample_discard(struct ksampler *k);

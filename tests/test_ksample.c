@@ -96,13 +96,15 @@ static void test_running_thread_sampled(void **state)
 {
 	struct thread_snapshot snap = { 0 };
 	struct ksampler *k = NULL;
+	enum ksample_switch last;
 	struct spinner s;
 	int pipefd[2], got = 0, in_spin = 0;
 	pthread_t th;
 
 	(void)state;
 	start(&s, &th, pipefd);
-	if (!allowed(ksample_open(atomic_load(&s.tid), 1 * MS, 4096, &k))) {
+	/* Two or three samples a look: the ring holds six. */
+	if (!allowed(ksample_open(atomic_load(&s.tid), 10 * MS, 4096, &k))) {
 		finish(&s, th, pipefd);
 		return;
 	}
@@ -110,9 +112,12 @@ static void test_running_thread_sampled(void **state)
 	for (int i = 0; i < 20; i++) {
 		int rc;
 
-		usleep(20000);
-		rc = ksample_take(k, &snap);
+		usleep(25000);
+		rc = ksample_take(k, &snap, &last);
 		assert_true(rc == 0 || rc == 1);
+		/* It never sleeps: switched out, if ever, only by preemption. */
+		assert_true(last == KSAMPLE_NO_SWITCH || last == KSAMPLE_SWITCHED_IN ||
+			    last == KSAMPLE_PREEMPTED);
 		if (rc == 0)
 			continue;
 		got++;
@@ -126,7 +131,7 @@ static void test_running_thread_sampled(void **state)
 		assert_int_equal(snap.pause_ns, 0);
 	}
 	print_message("%d of 20 looks had a sample, %d in the spin loop\n", got, in_spin);
-	/* 20 ms of spinning is 20 periods: a look without a sample is the scheduler's doing. */
+	/* 25 ms of spinning is 2.5 periods: a look without a sample is the scheduler's doing. */
 	assert_true(got >= 15);
 	assert_true(in_spin >= got - 2);
 	ksample_close(k);
@@ -134,11 +139,15 @@ static void test_running_thread_sampled(void **state)
 	finish(&s, th, pipefd);
 }
 
-/* A blocked thread runs no CPU time: no sample, however long it waits. */
+/*
+ * A blocked thread runs no CPU time: no sample, however long it waits, and
+ * no switch.  Going to sleep shows as such.
+ */
 static void test_blocked_thread_no_sample(void **state)
 {
 	struct thread_snapshot snap = { 0 };
 	struct ksampler *k = NULL;
+	enum ksample_switch last;
 	struct spinner s;
 	int pipefd[2];
 	pthread_t th;
@@ -147,23 +156,34 @@ static void test_blocked_thread_no_sample(void **state)
 	start(&s, &th, pipefd);
 	atomic_store(&s.blocked, true);
 	usleep(20000);
-	if (!allowed(ksample_open(atomic_load(&s.tid), 1 * MS, 4096, &k))) {
+	if (!allowed(ksample_open(atomic_load(&s.tid), 10 * MS, 4096, &k))) {
 		finish(&s, th, pipefd);
 		return;
 	}
 	usleep(50000);
-	assert_int_equal(ksample_take(k, &snap), 0);
-	/* Woken to spin: samples come again. */
+	assert_int_equal(ksample_take(k, &snap, &last), 0);
+	assert_int_equal(last, KSAMPLE_NO_SWITCH);
+	/* Woken to spin: samples come again, and it is on a CPU. */
 	atomic_store(&s.blocked, false);
 	assert_int_equal(write(pipefd[1], "x", 1), 1);
 	usleep(50000);
-	assert_int_equal(ksample_take(k, &snap), 1);
-	/* Taken means taken: the ones before the newest are dropped too. */
+	assert_int_equal(ksample_take(k, &snap, &last), 1);
+	assert_true(last == KSAMPLE_SWITCHED_IN || last == KSAMPLE_PREEMPTED);
+	/* Blocked again: it went to sleep. */
+	atomic_store(&s.blocked, true);
+	usleep(20000);
+	ksample_take(k, &snap, &last);
+	assert_int_equal(last, KSAMPLE_SLEPT);
+	/* Taken means taken; and discarded too. */
+	atomic_store(&s.blocked, false);
+	assert_int_equal(write(pipefd[1], "x", 1), 1);
+	usleep(20000);
 	atomic_store(&s.blocked, true);
 	usleep(20000);
 	ksample_discard(k);
 	usleep(30000);
-	assert_int_equal(ksample_take(k, &snap), 0);
+	assert_int_equal(ksample_take(k, &snap, &last), 0);
+	assert_int_equal(last, KSAMPLE_NO_SWITCH);
 	ksample_close(k);
 	thread_snapshot_free(&snap);
 	finish(&s, th, pipefd);
