@@ -94,6 +94,7 @@ struct tstate {
 	struct ksampler *ks;
 	bool ks_failed;			/* could not open one: do not retry */
 	uint64_t ks_last_ns;		/* monotonic: its last sample, or the opening */
+	bool ks_held;			/* snap holds a sample kernel_look took */
 };
 
 struct target {
@@ -855,39 +856,30 @@ static void open_kernel_sampler(struct target *t, struct tstate *ts)
 }
 
 /*
- * A thread found running, with kernel samples allowed.  Returns true when
- * that settled it: the kernel took a sample since the last look
- * (STEP_KERNEL), or none came and it is skipped, its next running sample
- * standing for this tick too, as for max_stops.  No sample comes while a
- * running thread waits for a CPU, or runs in bursts too short to cross the
- * period; either way its stack is what it was at its last run, and the next
- * sample shows where it runs.  Returns false when it must be stopped: it has
- * no sampler yet (one is opened for the next ticks), or no sample came for
- * KERNEL_WAIT_MAX_NS (the kernel throttles sampling events whose interrupts
- * take too long), so that no thread goes unsampled for long.
+ * The unwind wanted more stack than the kernel copies, or far less (the
+ * target pays for every byte of every sample): the sampler is opened again.
  */
-static bool take_kernel_sample(struct target *t, struct tstate *ts)
+static bool kernel_copy_wrong(const struct tstate *ts)
 {
-	int rc;
+	size_t have = ksample_stack_bytes(ts->ks);
 
-	if (t->kernel_off || ts->ks_failed)
-		return false;
-	/*
-	 * The unwind wanted more stack than the kernel copies, or far less:
-	 * the target pays for every byte of every sample.
-	 */
-	if (ts->ks != NULL &&
-	    ((ksample_stack_bytes(ts->ks) < ts->copy_len &&
-	      ksample_stack_bytes(ts->ks) < KSAMPLE_MAX_STACK) ||
-	     ksample_stack_bytes(ts->ks) > 2 * ts->copy_len)) {
-		ksample_close(ts->ks);
-		ts->ks = NULL;
-	}
-	if (ts->ks == NULL) {
-		open_kernel_sampler(t, ts);
-		return false;
-	}
-	rc = ksample_take(ts->ks, &ts->snap);
+	return (have < ts->copy_len && have < KSAMPLE_MAX_STACK) || have > 2 * ts->copy_len;
+}
+
+/*
+ * A thread running, and a look at its ring made (rc from ksample_take).
+ * Returns true when that settled it: the kernel took a sample since the last
+ * look (STEP_KERNEL), or none came and it is skipped, its next running
+ * sample standing for this tick too, as for max_stops.  No sample comes
+ * while a running thread waits for a CPU, or runs in bursts too short to
+ * cross the period; either way its stack is what it was at its last run,
+ * and the next sample shows where it runs.  Returns false when it must be
+ * stopped: no sample came for KERNEL_WAIT_MAX_NS (the kernel throttles
+ * sampling events whose interrupts take too long), so that no thread goes
+ * unsampled for long.
+ */
+static bool kernel_settle(struct target *t, struct tstate *ts, int rc)
+{
 	if (rc > 0) {
 		ts->step = STEP_KERNEL;
 		ts->ks_last_ns = mono_ns();
@@ -900,9 +892,72 @@ static bool take_kernel_sample(struct target *t, struct tstate *ts)
 		t->stats.kernel_waits++;
 		return true;
 	}
+	return false;
+}
+
+/*
+ * A thread its stat has just shown running, with kernel samples allowed.
+ * Returns as kernel_settle; also false when it has no sampler yet (one is
+ * opened for the next ticks).
+ */
+static bool take_kernel_sample(struct target *t, struct tstate *ts)
+{
+	enum ksample_switch last;
+	int rc;
+
+	if (t->kernel_off || ts->ks_failed)
+		return false;
+	if (ts->ks != NULL && kernel_copy_wrong(ts)) {
+		ksample_close(ts->ks);
+		ts->ks = NULL;
+	}
+	if (ts->ks == NULL) {
+		open_kernel_sampler(t, ts);
+		return false;
+	}
+	rc = ksample_take(ts->ks, &ts->snap, &last);
+	/* kernel_look took one before finding that the thread had slept. */
+	if (rc == 0 && ts->ks_held)
+		rc = 1;
+	if (kernel_settle(t, ts, rc))
+		return true;
 	/* Stopped now: the next wait counts from here. */
 	ts->ks_last_ns = mono_ns();
 	return false;
+}
+
+/*
+ * The first look at a thread that ran at its last sample and has a kernel
+ * sampler, before any read.  Its ring records its context switches too: if
+ * it has not gone to sleep since, it is still running (on a CPU or waiting
+ * for one), and its stat need not be read; the newest sample, if any, is
+ * this tick's.  Returns true when that settled the thread.  Once in a while
+ * (and whenever the ring cannot tell) the thread is read as any other, so
+ * that its name and CPU stay current.
+ */
+static bool kernel_look(struct target *t, struct tstate *ts)
+{
+	enum ksample_switch last;
+	int rc;
+
+	ts->ks_held = false;
+	if (ts->ks == NULL || t->kernel_off || !ts->have_last || ts->last_state != 'R' ||
+	    (t->ticks + (uint64_t)ts->tid) % RELIST_EVERY == 0 || kernel_copy_wrong(ts))
+		return false;
+	rc = ksample_take(ts->ks, &ts->snap, &last);
+	if (last == KSAMPLE_SLEPT || last == KSAMPLE_UNKNOWN) {
+		ts->ks_held = rc > 0;
+		return false;
+	}
+	ts->st.state = 'R';
+	if (!kernel_settle(t, ts, rc)) {
+		/* To be stopped: read first, as any thread to be stopped is. */
+		ts->ks_held = rc > 0;
+		return false;
+	}
+	t->running++;
+	t->stats.kernel_looks++;
+	return true;
 }
 
 /*
@@ -932,6 +987,8 @@ static bool begin_thread(struct target *t, struct tstate *ts)
 
 	/* Looked at before any read, so that a read after it can arm it. */
 	if (watch_look(t, ts))
+		return false;
+	if (kernel_look(t, ts))
 		return false;
 	if (!skip_counters) {
 		if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {

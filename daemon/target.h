@@ -119,6 +119,7 @@ struct target_stats {
 	uint64_t watches;		/* switch watches opened */
 	uint64_t kernel_samplers;	/* kernel samplers opened */
 	uint64_t kernel_waits;		/* running thread-ticks skipped: no kernel sample yet */
+	uint64_t kernel_looks;		/* running thread-ticks settled by the ring, no read */
 };
 
 struct target;

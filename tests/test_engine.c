@@ -655,30 +655,26 @@ static void test_watched_thread_wakes(void **state)
 }
 
 /*
- * Running threads skipped for the stop limit are watched too: while the
- * watch stays still they are still running and are skipped without a read.
- * One that blocks is switched out, so the next tick must read it and sample
- * it blocked, not skip it as running.  Six workers spin with one stop per
- * tick, then block BLOCK_MS after the target starts.
+ * Six workers spin, then block BLOCK_MS after the target starts; every
+ * worker must be sampled blocked in idle_wait at every tick after.  Returns
+ * proved(stats) as it was before the block, and the ticks checked after it.
  */
-static void test_watched_running_thread_blocks(void **state)
+static void spin_then_block(const struct target_opts *opts,
+			    uint64_t (*proved)(const struct target_stats *),
+			    uint64_t *proved_before, uint64_t *skipped_before)
 {
 	enum { BLOCK_MS = 1500, SETTLED_MS = 2300, END_MS = 3000, WORKERS = 6 };
 	const char *args[] = { "--threads", "6", "--busy", "6", "--block-after", "1500", NULL };
-	struct target_opts opts = { .max_stops = 1 };
-	uint64_t watched_before = 0, skipped_before = 0, start;
 	unsigned int settled_ticks = 0;
 	struct perch_sample s;
 	struct target *t;
 	struct child c;
-	bool watches;
+	uint64_t start;
 
-	(void)state;
-	watches = watches_allowed();
 	start = mono_ns();
 	assert_int_equal(spawn_target(&c, "threads", args), 0);
 	usleep(100000);
-	t = open_target_opts(c.pid, &opts);
+	t = open_target_opts(c.pid, opts);
 	for (;;) {
 		uint64_t ms = (mono_ns() - start) / 1000000;
 		unsigned int blocked = 0;
@@ -692,8 +688,9 @@ static void test_watched_running_thread_blocks(void **state)
 		tracer_collect(jobs, njobs, TRACER_ALL);
 		assert_int_equal(target_end(t, &s), 0);
 		if (ms < BLOCK_MS - 200) {
-			watched_before = target_stats(t)->watched_running;
-			skipped_before = target_stats(t)->skipped;
+			*proved_before = proved(target_stats(t));
+			*skipped_before = target_stats(t)->skipped + target_stats(t)->kernel_waits +
+					  target_stats(t)->kernel_looks;
 		}
 		for (size_t k = 0; ms >= SETTLED_MS && k < s.nthreads; k++) {
 			const struct perch_thread *th = &s.threads[k];
@@ -714,9 +711,39 @@ static void test_watched_running_thread_blocks(void **state)
 		}
 		usleep(5000);
 	}
-	print_message("before the block: %llu of %llu skipped thread-ticks proved running by a "
-		      "watch; %u ticks after\n", (unsigned long long)watched_before,
-		      (unsigned long long)skipped_before, settled_ticks);
+	print_message("before the block: %llu of %llu running thread-ticks settled without a "
+		      "read; %u ticks after\n", (unsigned long long)*proved_before,
+		      (unsigned long long)*skipped_before, settled_ticks);
+	assert_true(settled_ticks >= 20);
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
+}
+
+static uint64_t watched_running(const struct target_stats *st)
+{
+	return st->watched_running;
+}
+
+static uint64_t kernel_looks(const struct target_stats *st)
+{
+	return st->kernel_looks;
+}
+
+/*
+ * Running threads skipped for the stop limit are watched too: while the
+ * watch stays still they are still running and are skipped without a read.
+ * One that blocks is switched out, so the next tick must read it and sample
+ * it blocked, not skip it as running.  One stop per tick.
+ */
+static void test_watched_running_thread_blocks(void **state)
+{
+	struct target_opts opts = { .max_stops = 1 };
+	uint64_t watched_before = 0, skipped_before = 0;
+	bool watches;
+
+	(void)state;
+	watches = watches_allowed();
+	spin_then_block(&opts, watched_running, &watched_before, &skipped_before);
 	/*
 	 * Five of the six spinning workers are skipped at each tick; a watch
 	 * proves it unless the worker was switched since the last tick (six
@@ -725,9 +752,6 @@ static void test_watched_running_thread_blocks(void **state)
 	if (watches)
 		assert_true(watched_before > 0);
 	assert_true(watched_before <= skipped_before);
-	assert_true(settled_ticks >= 20);
-	target_close(t);
-	assert_int_equal(child_quit(&c), 0);
 }
 
 /* Whether the kernel may sample a thread here (ksample.h): tried on this thread. */
@@ -788,15 +812,18 @@ static void test_kernel_samples_running_threads(void **state)
 		usleep(5000);
 	}
 	print_message("%u kernel samples of the burners in %u ticks (weight %u); stopped "
-		      "thread-samples %llu, skipped waiting for the kernel %llu\n", kernel,
-		      ticks, weight, (unsigned long long)
+		      "thread-samples %llu, skipped waiting for the kernel %llu, settled "
+		      "without a read %llu\n", kernel, ticks, weight, (unsigned long long)
 		      target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED],
-		      (unsigned long long)target_stats(t)->kernel_waits);
+		      (unsigned long long)target_stats(t)->kernel_waits,
+		      (unsigned long long)target_stats(t)->kernel_looks);
 	if (kernel_samples_allowed()) {
 		/* Two burners, 200 ticks: the first stops them, the kernel does the rest. */
 		assert_true(kernel >= 200);
 		assert_true(weight >= kernel);
 		assert_true(target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED] < 60);
+		/* Most ticks settle a running burner from its ring, without a read. */
+		assert_true(target_stats(t)->kernel_looks > 100);
 	} else {
 		assert_int_equal(kernel, 0);
 	}
@@ -843,6 +870,24 @@ static void test_kernel_samples_no_syscall_bias(void **state)
 	assert_true(in_pwrite * 10 < running);
 	target_close(t);
 	child_kill(&c);
+}
+
+/*
+ * A kernel-sampled thread that ran at its last sample is settled from its
+ * ring alone while it has not gone to sleep (kernel_look); one that blocks
+ * must be read and sampled blocked, not taken for running.
+ */
+static void test_kernel_sampled_thread_blocks(void **state)
+{
+	struct target_opts opts = { .kernel_period_ns = 5 * 1000 * 1000 };
+	uint64_t looks_before = 0, running_before = 0;
+
+	(void)state;
+	spin_then_block(&opts, kernel_looks, &looks_before, &running_before);
+	if (kernel_samples_allowed())
+		assert_true(looks_before > 0);
+	else
+		assert_int_equal(looks_before, 0);
 }
 
 static void test_target_exits_mid_sampling(void **state)
@@ -988,6 +1033,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_watched_running_thread_blocks, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_samples_running_threads, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_samples_no_syscall_bias, kill_targets),
+		cmocka_unit_test_teardown(test_kernel_sampled_thread_blocks, kill_targets),
 		cmocka_unit_test_teardown(test_target_exits_mid_sampling, kill_targets),
 		cmocka_unit_test_teardown(test_sampler_killed_leaves_target_running, kill_targets),
 		cmocka_unit_test_teardown(test_stripped_binary_dynsym, kill_targets),
