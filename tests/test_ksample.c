@@ -35,8 +35,14 @@ struct spinner {
 	volatile uint64_t n;
 };
 
-/* Kept out of line and alone, so that a sample's rip can be checked against it. */
-__attribute__((noinline)) static void spin_here(struct spinner *s)
+/*
+ * Kept out of line and alone in a section of its own, so that a sample's rip
+ * can be checked against the section's bounds, which the linker provides,
+ * whatever the build's instrumentation makes of the function.
+ */
+extern const char __start_ksample_spin[], __stop_ksample_spin[];
+
+__attribute__((noinline, section("ksample_spin"))) static void spin_here(struct spinner *s)
 {
 	while (!atomic_load(&s->stop) && !atomic_load(&s->blocked))
 		s->n++;
@@ -97,7 +103,8 @@ static void test_running_thread_sampled(void **state)
 	struct thread_snapshot snap = { 0 };
 	struct ksampler *k = NULL;
 	enum ksample_switch last;
-	struct spinner s;
+	/* Static: a failed assertion leaves the test with the thread running. */
+	static struct spinner s;
 	int pipefd[2], got = 0, in_spin = 0;
 	pthread_t th;
 
@@ -121,8 +128,8 @@ static void test_running_thread_sampled(void **state)
 		if (rc == 0)
 			continue;
 		got++;
-		/* The loop is a few instructions: its rip is just past spin_here's start. */
-		if (snap.regs.rip >= (uintptr_t)spin_here && snap.regs.rip < (uintptr_t)spin_here + 256)
+		if (snap.regs.rip >= (uintptr_t)__start_ksample_spin &&
+		    snap.regs.rip < (uintptr_t)__stop_ksample_spin)
 			in_spin++;
 		assert_true(snap.regs_full);
 		assert_true(snap.regs.rsp >= s.stack_lo && snap.regs.rsp < s.stack_hi);
@@ -148,7 +155,7 @@ static void test_blocked_thread_no_sample(void **state)
 	struct thread_snapshot snap = { 0 };
 	struct ksampler *k = NULL;
 	enum ksample_switch last;
-	struct spinner s;
+	static struct spinner s;
 	int pipefd[2];
 	pthread_t th;
 
