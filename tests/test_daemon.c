@@ -1182,12 +1182,14 @@ static void test_concurrent(void **state)
 /* ---- stops per tick --------------------------------------------------------- */
 
 /*
- * `perch record --stops 1` on four spinning threads: one thread is stopped
- * per tick, in turn, and each running sample stands for the ticks its
- * thread was passed over, so every worker still has about one sample per
- * tick (without the weights it would have a quarter of them).  A --stops
- * out of range is refused by the client, and a max_stops out of range or of
- * the wrong type by the daemon (check_bad_lines).
+ * `perch record --stops 1 --ptrace-only` on four spinning threads (without
+ * --ptrace-only the kernel samples running threads, and no stop is made):
+ * one thread is stopped per tick, in turn, and each running sample stands
+ * for the ticks its thread was passed over, so every worker still has about
+ * one sample per tick (without the weights it would have a quarter of
+ * them).  A --stops out of range is refused by the client, and a max_stops
+ * or ptrace_only out of range or of the wrong type by the daemon
+ * (check_bad_lines).
  */
 static void test_stops(void **state)
 {
@@ -1206,8 +1208,8 @@ static void test_stops(void **state)
 	assert_non_null(strstr(c.err, "invalid --stops '0'"));
 	free_cmd(&c);
 	spawn_or_fail(&b, "burner", args);
-	perch(f, &c, 0, "record", "-p", pid_str(b.pid), "-d", "2", "--stops", "1", "--json",
-	      "--no-autostart", NULL);
+	perch(f, &c, 0, "record", "-p", pid_str(b.pid), "-d", "2", "--stops", "1", "--ptrace-only",
+	      "--json", "--no-autostart", NULL);
 	id = record_result(&c, "complete", 99, 2);
 	free_cmd(&c);
 	check_session_data(f, id);
@@ -1893,6 +1895,8 @@ static void check_bad_lines(struct fx *f)
 	expect_error(fd, "bad-request", 8);
 	send_str(fd, "{\"v\":1,\"id\":9,\"op\":\"start\",\"pid\":2147483647,\"max_stops\":\"2\"}\n");
 	expect_error(fd, "bad-request", 9);
+	send_str(fd, "{\"v\":1,\"id\":10,\"op\":\"start\",\"pid\":2147483647,\"ptrace_only\":1}\n");
+	expect_error(fd, "bad-request", 10);
 	/* Still the same connection: it answers a good request. */
 	send_str(fd, "{\"v\":1,\"id\":7,\"op\":\"version\"}\n");
 	assert_true(read_reply(fd, buf, sizeof buf, 5000) > 0);
