@@ -7,10 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
+#include "perfring.h"
 #include "xalloc.h"
 
 /*
@@ -37,11 +36,7 @@
 #define REDRAW_EVERY 8
 
 struct ksampler {
-	int fd;
-	struct perf_event_mmap_page *page;
-	size_t len;		/* of the mapping */
-	uint8_t *data;		/* the ring */
-	uint64_t mask;		/* ring size - 1 */
+	struct perfring ring;
 	size_t stack_bytes;
 	uint64_t lost;
 	uint64_t period_ns;	/* asked for: the mean */
@@ -55,7 +50,7 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 	struct perf_event_attr attr;
 	struct ksampler *k;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = 1, need;
-	int fd;
+	int rc;
 
 	stack_bytes = (stack_bytes + 7) & ~(size_t)7;
 	if (stack_bytes > KSAMPLE_MAX_STACK)
@@ -83,23 +78,12 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 	/* Nobody polls the ring: no wake-up, ever. */
 	attr.watermark = 1;
 	attr.wakeup_watermark = (uint32_t)(pages * page);
-	fd = (int)syscall(SYS_perf_event_open, &attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-	if (fd < 0)
-		return -errno;
 	k = xcalloc(1, sizeof *k);
-	k->fd = fd;
-	k->len = (pages + 1) * page;
-	k->page = mmap(NULL, k->len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	if (k->page == MAP_FAILED) {
-		int err = errno;
-
-		close(fd);
+	rc = perfring_open(&attr, tid, pages, &k->ring);
+	if (rc < 0) {
 		free(k);
-		/* Over perf_event_mlock_kb: this thread only. */
-		return err == EPERM ? -ENOMEM : -err;
+		return rc;
 	}
-	k->data = (uint8_t *)k->page + page;
-	k->mask = pages * page - 1;
 	k->stack_bytes = stack_bytes;
 	k->period_ns = attr.sample_period;
 	k->rng = ((uint64_t)tid << 32) ^ (uint64_t)(uintptr_t)k ^ 0x9e3779b97f4a7c15ull;
@@ -110,13 +94,14 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 /* Copies len ring bytes from position pos, across the ring's end. */
 static void ring_copy(const struct ksampler *k, uint64_t pos, void *dst, size_t len)
 {
-	size_t off = (size_t)(pos & k->mask), first = k->mask + 1 - off;
+	const struct perfring *r = &k->ring;
+	size_t off = (size_t)(pos & r->mask), first = r->mask + 1 - off;
 
 	if (first >= len) {
-		memcpy(dst, k->data + off, len);
+		memcpy(dst, r->data + off, len);
 	} else {
-		memcpy(dst, k->data + off, first);
-		memcpy((uint8_t *)dst + first, k->data, len - first);
+		memcpy(dst, r->data + off, first);
+		memcpy((uint8_t *)dst + first, r->data, len - first);
 	}
 }
 
@@ -126,15 +111,6 @@ static uint64_t ring_u64(const struct ksampler *k, uint64_t pos)
 
 	ring_copy(k, pos, &v, sizeof v);
 	return v;
-}
-
-static void reserve(struct thread_snapshot *snap, size_t len)
-{
-	if (snap->stack_cap < len) {
-		free(snap->stack);
-		snap->stack = xmalloc(len);
-		snap->stack_cap = len;
-	}
 }
 
 /* One sample record's body at pos (after its header), of size bytes. */
@@ -188,7 +164,7 @@ static int read_sample(const struct ksampler *k, uint64_t pos, size_t size,
 	r->orig_rax = (unsigned long long)-1;
 	snap->regs_full = true;
 	snap->stack_addr = r->rsp;
-	reserve(snap, dyn_size > 0 ? (size_t)dyn_size : 1);
+	thread_snapshot_reserve(snap, dyn_size > 0 ? (size_t)dyn_size : 1);
 	ring_copy(k, pos + need, snap->stack, (size_t)dyn_size);
 	snap->stack_len = (size_t)dyn_size;
 	snap->group_stopped = false;
@@ -224,15 +200,15 @@ static void next_period(struct ksampler *k)
 	x ^= x << 17;
 	k->rng = x;
 	p = k->period_ns * 7 / 10 + (x >> 11) % (k->period_ns / 5 + 1);
-	(void)ioctl(k->fd, PERF_EVENT_IOC_PERIOD, &p);
+	(void)ioctl(k->ring.fd, PERF_EVENT_IOC_PERIOD, &p);
 }
 
 int ksample_take(struct ksampler *k, struct thread_snapshot *snap,
 		 enum ksample_switch *last)
 {
 	/* The kernel writes records before it publishes data_head. */
-	uint64_t head = __atomic_load_n(&k->page->data_head, __ATOMIC_ACQUIRE);
-	uint64_t pos = k->page->data_tail, newest = 0;
+	uint64_t head = perfring_head(&k->ring);
+	uint64_t pos = perfring_tail(&k->ring), newest = 0;
 	size_t newest_size = 0;
 	bool found = false, lost = false;
 	int rc = 0;
@@ -267,7 +243,7 @@ int ksample_take(struct ksampler *k, struct thread_snapshot *snap,
 	if (lost || rc < 0)
 		*last = KSAMPLE_UNKNOWN;
 	/* Hands the space back, read or not. */
-	__atomic_store_n(&k->page->data_tail, head, __ATOMIC_RELEASE);
+	perfring_release(&k->ring, head);
 	if (rc > 0 && ++k->takes >= REDRAW_EVERY) {
 		k->takes = 0;
 		next_period(k);
@@ -277,9 +253,7 @@ int ksample_take(struct ksampler *k, struct thread_snapshot *snap,
 
 void ksample_discard(struct ksampler *k)
 {
-	uint64_t head = __atomic_load_n(&k->page->data_head, __ATOMIC_ACQUIRE);
-
-	__atomic_store_n(&k->page->data_tail, head, __ATOMIC_RELEASE);
+	perfring_release(&k->ring, perfring_head(&k->ring));
 }
 
 size_t ksample_stack_bytes(const struct ksampler *k)
@@ -296,7 +270,6 @@ void ksample_close(struct ksampler *k)
 {
 	if (k == NULL)
 		return;
-	munmap(k->page, k->len);
-	close(k->fd);
+	perfring_close(&k->ring);
 	free(k);
 }

@@ -25,7 +25,7 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static void reserve(struct thread_snapshot *snap, size_t len)
+void thread_snapshot_reserve(struct thread_snapshot *snap, size_t len)
 {
 	if (snap->stack_cap < len) {
 		free(snap->stack);
@@ -62,7 +62,7 @@ static int copy_stack(pid_t tid, uint64_t sp, size_t len,
 {
 	ssize_t n;
 
-	reserve(snap, len);
+	thread_snapshot_reserve(snap, len);
 	snap->stack_addr = sp;
 	n = tracer_read(tid, sp, snap->stack, len);
 	if (n == -EFAULT && len > 4096) {

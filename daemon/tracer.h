@@ -136,6 +136,9 @@ int tracer_prioritize(void);
 /* Reads target memory after the fact (for stack beyond the copy). */
 ssize_t tracer_read(pid_t pid, uint64_t addr, void *buf, size_t len);
 
+/* Makes room for len bytes of stack copy (the old contents are not kept). */
+void thread_snapshot_reserve(struct thread_snapshot *snap, size_t len);
+
 void thread_snapshot_free(struct thread_snapshot *snap);
 
 #endif
