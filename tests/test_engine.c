@@ -489,26 +489,32 @@ static void test_epoll_ticking_eintr_accounted(void **state)
 	assert_true(labs((long)caused - eintr) <= 1 + eintr / 100);
 }
 
-static void test_sigalrm_every_signal(void **state)
+/* Overruns of an unsampled run of the sigalrm target. */
+static long sigalrm_unsampled_overruns(const char *const *args)
 {
-	const char *args[] = { "--period-us", "1000", "--seconds", "2", NULL };
+	struct child c;
+
+	assert_int_equal(spawn_target(&c, "sigalrm", args), 0);
+	assert_int_equal(child_wait(&c), 0);
+	return child_report_long(&c, "overruns");
+}
+
+/*
+ * One attempt: an unsampled copy, the sampled one, another unsampled copy,
+ * one after the other.  True when the sampled copy was not late more often
+ * than the busier of the two unsampled ones, or when the machine was too
+ * busy to judge.  No signal may be lost either way.
+ */
+static bool sigalrm_attempt(const char *const *args)
+{
 	struct perch_sample s;
 	struct target *t;
-	struct child c, control;
-	long handled, overruns, expected, control_overruns;
+	struct child c;
+	long handled, overruns, expected, before, after, control;
 	uint64_t reinjected;
 	int rc;
 
-	(void)state;
-	/*
-	 * An unsampled copy runs first, alone: its overruns are what the
-	 * machine itself causes (a shared machine can deschedule a spinning
-	 * thread for over a millisecond).  Not alongside: two spinning
-	 * targets and a real-time sampler on two CPUs would measure their
-	 * contention instead.
-	 */
-	assert_int_equal(spawn_target(&control, "sigalrm", args), 0);
-	assert_int_equal(child_wait(&control), 0);
+	before = sigalrm_unsampled_overruns(args);
 	assert_int_equal(spawn_target(&c, "sigalrm", args), 0);
 	t = open_target(c.pid);
 	while ((rc = target_sample(t, &s)) == 0)
@@ -517,32 +523,52 @@ static void test_sigalrm_every_signal(void **state)
 	reinjected = target_stats(t)->signals_reinjected;
 	target_close(t);
 	assert_int_equal(child_wait(&c), 0);
+	after = sigalrm_unsampled_overruns(args);
 	handled = child_report_long(&c, "handled");
 	overruns = child_report_long(&c, "overruns");
 	expected = child_report_long(&c, "expected");
-	control_overruns = child_report_long(&control, "overruns");
+	control = before > after ? before : after;
 	print_message("sigalrm: handled %ld overruns %ld expected %ld, %llu re-injected by perch; "
-		      "unsampled copy: %ld overruns\n", handled, overruns, expected,
-		      (unsigned long long)reinjected, control_overruns);
+		      "unsampled copies before and after: %ld, %ld overruns\n", handled, overruns,
+		      expected, (unsigned long long)reinjected, before, after);
 	/*
 	 * No signal lost: each timer expiry was handled, or coalesced with the
-	 * next one (counted as an overrun) when delivery was late.  Late means
-	 * over a millisecond, which a pause of tens of microseconds causes only
-	 * when the machine itself stalls perch mid-sample: keep that rare,
-	 * beyond what the same machine did to the unsampled copy.  When the
-	 * machine delays even the unsampled copy that often, it is too busy
-	 * for the bar to mean anything (and a thread stopped and resumed
-	 * there also goes to the back of a long run queue): only the first
-	 * check holds then.
+	 * next one (counted as an overrun) when delivery was late.
 	 */
 	assert_true(expected >= 1900);
 	assert_in_range(handled + overruns, expected - 2, expected + 2);
-	assert_true(control_overruns >= 0);
-	if (control_overruns <= expected / 200)
-		assert_true(overruns <= control_overruns + expected / 200);
-	else
-		print_message("machine too busy to judge lateness (unsampled copy: %ld overruns)\n",
-			      control_overruns);
+	assert_true(before >= 0 && after >= 0);
+	if (control > expected / 200) {
+		print_message("machine too busy to judge lateness\n");
+		return true;
+	}
+	return overruns <= control + expected / 200;
+}
+
+static void test_sigalrm_every_signal(void **state)
+{
+	const char *args[] = { "--period-us", "1000", "--seconds", "2", NULL };
+
+	(void)state;
+	/*
+	 * Late means over a millisecond, which a pause of tens of microseconds
+	 * causes only when the machine itself stalls perch mid-sample: keep
+	 * that rare, beyond what the same machine did to unsampled copies.
+	 * They run alone, not alongside: two spinning targets and a real-time
+	 * sampler on two CPUs would measure their contention instead.  But a
+	 * neighbour's burst (the suite runs two tests at a time) can land on
+	 * the sampled run alone: a CI run saw 43 overruns sampled against 2
+	 * unsampled just before.  So the copies run on both sides, and a
+	 * missed bar is tried once more; a pause that makes signals late does
+	 * so in every run, and fails both.  When the machine delays even an
+	 * unsampled copy that often, it is too busy for the bar to mean
+	 * anything (a thread stopped and resumed there also goes to the back
+	 * of a long run queue): only the no-loss check holds then.
+	 */
+	if (sigalrm_attempt(args))
+		return;
+	print_message("sampled copy late more often than the unsampled ones: trying once more\n");
+	assert_true(sigalrm_attempt(args));
 }
 
 static void test_thread_churn(void **state)
