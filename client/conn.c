@@ -1,6 +1,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <spawn.h>
@@ -15,6 +16,9 @@
 #include "protocol.h"
 #include "xalloc.h"
 
+/* How long a full listen queue is waited on: 2 s. */
+#define CONNECT_TRIES 200
+#define CONNECT_RETRY_MS 10
 /* Long enough for a daemon that is flushing a session to the disk. */
 #define REPLY_TIMEOUT_MS 30000
 
@@ -35,10 +39,27 @@ static int connect_to(const char *path)
 	if (strlen(path) >= sizeof sa.sun_path)
 		return -ENAMETOOLONG;
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/*
+	 * The connect does not block: whatever listens there may never accept
+	 * (a daemon that hangs, or another user's socket), and once its queue
+	 * is full a blocking connect waits for ever.  A full queue is tried
+	 * again for a while (a daemon may be busy for a moment), then -EAGAIN.
+	 */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+	for (int tries = 0;; tries++) {
+		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+			break;
+		if (errno != EAGAIN || tries == CONNECT_TRIES) {
+			int err = errno;
+
+			close(fd);
+			return -err;
+		}
+		usleep(CONNECT_RETRY_MS * 1000);
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		int err = errno;
 
 		close(fd);
@@ -147,7 +168,8 @@ int conn_open(const char *socket_path, const char *db_path, bool autostart,
 	if (fd < 0) {
 		*cause = xasprintf("cannot reach the daemon at %s: %s%s", socket_path,
 				   strerror(-fd), fd == -ENOENT || fd == -ECONNREFUSED ?
-				   " (is perchd running?)" : "");
+				   " (is perchd running?)" : fd == -EAGAIN ?
+				   " (something listens there but accepts no connections)" : "");
 		return fd;
 	}
 	rc = check_peer(fd, socket_path, cause);

@@ -224,10 +224,20 @@ static int check_existing(const char *path, char **cause)
 		return -EEXIST;
 	}
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/*
+	 * Not blocking: a listener that never accepts fills its queue, and a
+	 * blocking connect would then wait for ever instead of refusing.
+	 */
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -errno;
 	rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	if (rc < 0 && errno == EAGAIN) {
+		close(fd);
+		*cause = xasprintf("%s is in use: something already listens on it (and accepts "
+				   "no connections)", path);
+		return -EADDRINUSE;
+	}
 	if (rc == 0) {
 		struct ucred cred = { .pid = 0 };
 		socklen_t len = sizeof cred;

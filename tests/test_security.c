@@ -204,15 +204,22 @@ static void assert_refusal(int code, char *out, char *err, const char *want)
 	free(err);
 }
 
+/*
+ * A connection to path, blocking once made.  The connect itself does not
+ * block: a squatter that listens and never accepts fills its queue, and a
+ * blocking connect would then wait for ever (it did, in a CI run, when
+ * perchd was slow to start and the test's polling filled the queue).
+ */
 static int connect_to(const char *path)
 {
 	struct sockaddr_un a = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		return -1;
 	snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
-	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
 		int err = errno;
 
 		close(fd);
@@ -1137,6 +1144,19 @@ static void test_socket_squatting(void **state)
 	live = squat(SQUAT_LIVE, sock, NULL, &hold);
 	daemon_refuses(f, sock, f->db, "(uid 64123) already listens", group);
 	check_owner(sock, OTHER, S_IFSOCK);
+	/* Its queue full (it never accepts): still refused, not waited on. */
+	{
+		int queued[16], nq = 0;
+
+		while (nq < 16 && (queued[nq] = connect_to(sock)) >= 0)
+			nq++;
+		assert_true(nq < 16);
+		assert_int_equal(errno, EAGAIN);
+		daemon_refuses(f, sock, f->db, "already listens on it (and accepts no", group);
+		while (nq > 0)
+			close(queued[--nq]);
+	}
+	check_owner(sock, OTHER, S_IFSOCK);
 	close(hold);
 	assert_int_equal(wait_exit(live, 5000), 0);
 	/* A socket nobody listens on is a dead daemon's: replaced, and ours. */
@@ -1385,6 +1405,26 @@ static void test_client_checks_daemon(void **state)
 	if (strstr(got, "\"start\"") == NULL || strstr(got, num(p, b.pid)) == NULL)
 		fail_msg("nobody's own listener did not get the start request: '%s'", got);
 	free(got);
+
+	/*
+	 * A listener that never accepts, its queue full: perch says so and
+	 * exits, instead of waiting in connect for ever.
+	 */
+	assert_int_equal(unlink(f->sock), 0);
+	{
+		int queued[16], nq = 0, hold;
+		pid_t live = squat(SQUAT_LIVE, f->sock, NULL, &hold);
+
+		while (nq < 16 && (queued[nq] = connect_to(f->sock)) >= 0)
+			nq++;
+		assert_true(nq < 16);
+		code = perch_as(f, 0, &out, &err, "status", NULL);
+		assert_refusal(code, out, err, "accepts no connections");
+		while (nq > 0)
+			close(queued[--nq]);
+		close(hold);
+		assert_int_equal(wait_exit(live, 5000), 0);
+	}
 
 	/* Root's perchd, reachable by nobody through --group. */
 	assert_int_equal(unlink(f->sock), 0);
