@@ -26,22 +26,27 @@ else
 	BROUNDS=3 BSECS=5 PSECS=10 LINES=1000000 WARM=1
 fi
 RATE=99
+# (b) compares shares to 3 points: at 99 Hz for 10 s (1000 samples a side)
+# twice the sampling noise of a 20 % share's difference is 3.6 points, so
+# (b) records at 999 Hz, where it is 1.1.
+PRATE=999
 SPLIT=75
 
 fl_daemon_start f
 
-# pair NAME PID SECS: perf record -g and perch record of PID, same window.
+# pair NAME PID SECS [HZ]: perf record -g and perch record of PID, same
+# window, at HZ (default RATE).
 # Leaves $WORK/NAME.perch (self, running samples), NAME.perf (user leaf per
 # perf sample), NAME.roots (outermost frames) and NAME.cmp (comparison).
 pair()
 {
-	local name=$1 pid=$2 secs=$3 pp sid s0
+	local name=$1 pid=$2 secs=$3 hz=${4:-$RATE} pp sid s0
 
 	s0=$(fl_sched "$pid")
-	perf record -F $RATE -g -p "$pid" -o "$WORK/$name.data" -- sleep "$secs" \
+	perf record -F "$hz" -g -p "$pid" -o "$WORK/$name.data" -- sleep "$secs" \
 		>"$WORK/$name.perf.log" 2>&1 &
 	pp=$!
-	fl_record "$pid" "$secs" $RATE "$WORK/$name.json"
+	fl_record "$pid" "$secs" "$hz" "$WORK/$name.json"
 	echo "$s0 $(fl_sched "$pid")" >"$WORK/$name.sched"
 	wait $pp || fl_die "perf record failed: $(cat "$WORK/$name.perf.log")"
 	sid=$(fl_json_num "$WORK/$name.json" session)
@@ -85,25 +90,10 @@ for r in $(seq $BROUNDS); do
 done
 
 # (b) redis-server on a private loopback port, loaded by redis-benchmark.
-port=$((20000 + $$ % 20000))
-redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no \
-	--dir "$WORK" --daemonize no >"$WORK/redis.log" 2>&1 &
-rpid=$!
-fl_track $rpid
-for i in $(seq 100); do
-	redis-cli -p $port ping >/dev/null 2>&1 && break
-	sleep 0.05
-done
-redis-cli -p $port ping >/dev/null 2>&1 || fl_die "redis-server did not start"
-redis-benchmark -p $port -q -c 20 -n 100000000 -r 100000 -t set,get,incr,lpush,lpop,hset \
-	>/dev/null 2>&1 &
-bpid=$!
-fl_track $bpid
+fl_redis_start
 sleep $WARM
-pair redis $rpid $PSECS
-kill $bpid; wait $bpid 2>/dev/null; fl_untrack $bpid
-redis-cli -p $port shutdown nosave >/dev/null 2>&1
-wait $rpid 2>/dev/null; fl_untrack $rpid
+pair redis $FL_RPID $PSECS $PRATE
+fl_redis_stop
 
 # (b) xz -6 on a generated text file, larger than the window needs.
 awk -v n=$LINES 'BEGIN {
@@ -116,7 +106,7 @@ xz -T1 -6 -c "$WORK/input.txt" >/dev/null &
 xpid=$!
 fl_track $xpid
 sleep $WARM
-pair xz $xpid $PSECS
+pair xz $xpid $PSECS $PRATE
 kill $xpid 2>/dev/null; wait $xpid 2>/dev/null; fl_untrack $xpid
 
 # (b) sqlite3: a recursive CTE, a sort through the sorter, a GROUP BY, repeated.
@@ -129,7 +119,7 @@ sqlite3 :memory: <"$WORK/query.sql" >/dev/null &
 spid=$!
 fl_track $spid
 sleep $WARM
-pair sqlite3 $spid $PSECS
+pair sqlite3 $spid $PSECS $PRATE
 kill $spid 2>/dev/null; wait $spid 2>/dev/null; fl_untrack $spid
 
 # (d) a system call every ~20 µs of user work; syscaller times its own split.
@@ -177,27 +167,27 @@ echo "|---|---|---|---|---|"
 split_row "perch (running samples)" "$WORK/split.perch"
 split_row "\`perf record -F $RATE -g\`, same window" "$WORK/split.perf"
 echo
-echo "(b) Top 10 functions by self CPU time, perch and perf on the same process and window (${PSECS} s at $RATE Hz):"
+echo "(b) Top 10 functions by self CPU time, perch and perf on the same process and window (${PSECS} s at $PRATE Hz; the burner of (a), first round, at $RATE Hz, for comparison):"
 echo
-echo "| program | samples (threads) perch / perf | CPUs: on a CPU / waiting for one (schedstat) / perch running / perf | top-10 overlap | largest share difference, points (function) | median difference | perf samples with a kernel leaf |"
-echo "|---|---|---|---|---|---|---|"
+echo "| program | samples (threads) perch / perf | CPUs: on a CPU / waiting for one (schedstat) / perch running / perf | top-10 overlap | largest share difference, points (function) | its sampling noise, ±2σ | median difference | perf samples with a kernel leaf |"
+echo "|---|---|---|---|---|---|---|---|"
 worst_overlap=1 worst_text= worst_diff=0
 for p in redis xz sqlite3 burner1; do
 	o=$(val $p overlap) of=$(val $p of) d=$(val $p maxdiff)
-	[ "$p" = burner1 ] && secs=$BSECS || secs=$PSECS
+	[ "$p" = burner1 ] && secs=$BSECS hz=$RATE || secs=$PSECS hz=$PRATE
 	# CPUs: utime+stime / session length; running samples / ticks; perf
 	# samples / (rate × window): three estimates of the same CPU time.
-	cpus=$(awk -v np="$(val $p nperch)" -v nf="$(val $p nperf)" -v r=$RATE -v s=$secs \
+	cpus=$(awk -v np="$(val $p nperch)" -v nf="$(val $p nperf)" -v r=$hz -v s=$secs \
 		'FILENAME ~ /sched$/ { t = $6 - $3; run = ($4 - $1) / t; wait = ($5 - $2) / t; next }
 		{ printf "%.2f / %.2f / %.2f / %.2f", run, wait, np / $1, nf / r / s }' \
 		"$WORK/$p.sched" "$WORK/$p.cpu")
 	# A starved run (the machine too busy for perchd's ticks) is flagged.
-	label=$(awk -v r=$RATE -v s=$secs -v p=$p '{ e = r * s
+	label=$(awk -v r=$hz -v s=$secs -v p=$p '{ e = r * s
 		printf "%s%s", p, $1 < 0.8 * e ? sprintf(" (starved: %d of %d ticks in %.0f s)", $1, e, $3) : "" }' "$WORK/$p.cpu")
 	read -r tp tf <"$WORK/$p.tids"
-	printf '| %s | %s (%s) / %s (%s) | %s | %s/%s | %s (`%s`) | %s | %s %% |\n' "$label" \
+	printf '| %s | %s (%s) / %s (%s) | %s | %s/%s | %s (`%s`) | %s | %s | %s %% |\n' "$label" \
 		"$(val $p nperch)" $tp "$(val $p nperf)" $tf "$cpus" "$o" "$of" "$d" "$(val $p maxfunc | tr '~' ' ')" \
-		"$(val $p meddiff)" "$(val $p kleaf)"
+		"$(val $p maxsd2)" "$(val $p meddiff)" "$(val $p kleaf)"
 	[ "$p" = burner1 ] && continue
 	# ≥ 8/10, scaled when a side saw fewer than 10 functions.
 	if awk -v o=$o -v n=$of -v w=$worst_overlap 'BEGIN { exit !(n == 0 || o / n < w) }'; then
@@ -255,11 +245,11 @@ printf '| `perf record -F %s -g`, same window | %s | %s |\n' $RATE "$dshare" "$d
 cat <<EOF
 
 How: one \`perchd\` of our own; each program is started by the script (redis
-on 127.0.0.1:$port with no persistence, driven by 20 \`redis-benchmark\`
+on 127.0.0.1:$FL_RPORT with no persistence, driven by 20 \`redis-benchmark\`
 clients; \`xz -T1 -6\` on a ${LINES}-line generated text file; \`sqlite3
 :memory:\` running a 3M-row recursive CTE through an ORDER BY and a GROUP
-BY, repeated) and recorded at once by \`perch record -r $RATE\` and \`perf
-record -F $RATE -g -p PID -- sleep ${PSECS}\`.  perch's side is its running
+BY, repeated) and recorded at once by \`perch record -r $PRATE\` and \`perf
+record -F $PRATE -g -p PID -- sleep ${PSECS}\`.  perch's side is its running
 (\`R\`) samples, what \`perch flat --cpu\` counts, self time at symbol level (an
 inlined frame counts for the function it is inlined into, as in \`perf report
 --no-children --sort sym\`).  perf's side is every sample of \`perf script\`,
@@ -272,19 +262,20 @@ that covers its address in its ELF file, not by name: glibc's aliases
 differ between the two tools (\`__write\` / \`__GI___libc_write\`), and the
 static functions of Debian's stripped liblzma and libsqlite3 have no name on
 either side (shown as \`module+0xSTART\`).  The largest difference is taken
-over the union of both top-10 lists, from each side's full list.  At 99 Hz a
-share near 10 % is known to about ±1 point from 1000 samples, so part of
-each difference is sampling noise.
+over the union of both top-10 lists, from each side's full list.  Part of
+each difference is sampling noise: the column after it gives twice its
+standard deviation were both sides independent samples of one
+distribution (binomial; perch's kernel samples vary a little more, see
+DESIGN.md).  At 99 Hz for 10 s that is about 3.6 points for a 20 %
+share, the size of the target itself: hence $PRATE Hz for (b).
 
 *CPUs* compares, over the window, the time the target's threads spent on a
 CPU and waiting on a run queue (\`/proc/PID/task/*/schedstat\`, read before
 and after), perch's running samples per tick, and perf's samples per second
-/ $RATE.  perch's \`--cpu\` counts a thread whose state is \`R\`, which the kernel
-also reports for a thread that is runnable but waiting for a CPU; perf
-counts only time on a CPU.  So perch's running samples measure on-CPU *plus*
-run-queue time, and on a machine with more runnable threads than CPUs that
-wait is not spread like CPU time: it lands where a thread waits to run again
-after being woken, in \`epoll_wait\` for redis.
+/ the rate.  perch's \`--cpu\` counts a thread that was running or
+waiting for a CPU when the tick was due (the kernel's \`R\`); perf counts
+only time on a CPU.  So perch's running samples measure on-CPU *plus*
+run-queue time.
 
 Targets (issue 5): (a) error ≤ 2 points: **$amet** (all rounds pooled:
 $pooled points off).  (b) ≥ 8/10 overlap and ≤ 3 points on redis, xz and

@@ -4,9 +4,11 @@
 # each side's own total (perch: running samples; perf: all samples, kernel
 # time charged to the user frame below it).  Compares the two top-10
 # lists: prints one summary line
-#   overlap=N of=M maxdiff=P maxfunc=F meddiff=P nperch=N nperf=N kleaf=P
+#   overlap=N of=M maxdiff=P maxfunc=F maxsd2=P meddiff=P nperch=N nperf=N kleaf=P
 # (M: 10, or fewer when a side saw fewer functions; maxdiff over the union of both top 10s, using each side's full list;
-# spaces in F are written as ~), then both lists side by side.
+# spaces in F are written as ~; maxsd2: twice the standard deviation that
+# difference would have from sampling alone, were both sides independent
+# binomial samples of one distribution), then both lists side by side.
 function top10(share, list,    k, i, j, n, best)
 {
 	n = 0
@@ -32,7 +34,7 @@ $2 == "[kernel leaf]" { kleaf = $1; next }
 
 END {
 	if (ta == 0 || tb == 0) {
-		print "overlap=0 of=0 maxdiff=nan maxfunc=none meddiff=nan nperch=" ta " nperf=" tb " kleaf=nan"
+		print "overlap=0 of=0 maxdiff=nan maxfunc=none maxsd2=nan meddiff=nan nperch=" ta " nperf=" tb " kleaf=nan"
 		exit
 	}
 	for (k in a) sa[k] = 100 * a[k] / ta
@@ -63,10 +65,13 @@ END {
 			t = diffs[j]; diffs[j] = diffs[j - 1]; diffs[j - 1] = t
 		}
 	med = nd % 2 ? diffs[(nd + 1) / 2] : (diffs[nd / 2] + diffs[nd / 2 + 1]) / 2
+	pa = sa[maxf] / 100
+	pb = sb[maxf] / 100
+	sd2 = 200 * sqrt(pa * (1 - pa) / ta + pb * (1 - pb) / tb)
 	maxf = name[maxf]
 	gsub(/ /, "~", maxf)
-	printf "overlap=%d of=%d maxdiff=%.1f maxfunc=%s meddiff=%.1f nperch=%d nperf=%d kleaf=%.1f\n",
-		overlap, na < nb ? na : nb, maxd, maxf, med, ta, tb, 100 * kleaf / tb
+	printf "overlap=%d of=%d maxdiff=%.1f maxfunc=%s maxsd2=%.1f meddiff=%.1f nperch=%d nperf=%d kleaf=%.1f\n",
+		overlap, na < nb ? na : nb, maxd, maxf, sd2, med, ta, tb, 100 * kleaf / tb
 	printf "| rank | perch | share | perf | share |\n|---|---|---|---|---|\n"
 	for (i = 1; i <= 10; i++)
 		printf "| %d | %s | %.1f | %s | %.1f |\n", i, name[la[i]], sa[la[i]], name[lb[i]], sb[lb[i]]

@@ -181,3 +181,36 @@ fl_sched()
 	cat /proc/"$1"/task/*/schedstat 2>/dev/null |
 		awk -v now="$(date +%s%N)" '{ r += $1; w += $2 } END { printf "%.0f %.0f %s\n", r, w, now }'
 }
+
+# fl_redis_start: redis-server on a private loopback port (no persistence)
+# loaded by 20 redis-benchmark clients; sets FL_RPORT, FL_RPID, FL_BPID.
+fl_redis_start()
+{
+	local i
+
+	FL_RPORT=$((20000 + $$ % 20000))
+	redis-server --port $FL_RPORT --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$WORK" --daemonize no >"$WORK/redis.log" 2>&1 &
+	FL_RPID=$!
+	fl_track $FL_RPID
+	for i in $(seq 100); do
+		redis-cli -p $FL_RPORT ping >/dev/null 2>&1 && break
+		sleep 0.05
+	done
+	redis-cli -p $FL_RPORT ping >/dev/null 2>&1 || fl_die "redis-server did not start"
+	redis-benchmark -p $FL_RPORT -q -c 20 -n 100000000 -r 100000 \
+		-t set,get,incr,lpush,lpop,hset >/dev/null 2>&1 &
+	FL_BPID=$!
+	fl_track $FL_BPID
+}
+
+# Stops what fl_redis_start started.
+fl_redis_stop()
+{
+	kill $FL_BPID
+	wait $FL_BPID 2>/dev/null
+	fl_untrack $FL_BPID
+	redis-cli -p $FL_RPORT shutdown nosave >/dev/null 2>&1
+	wait $FL_RPID 2>/dev/null
+	fl_untrack $FL_RPID
+}
