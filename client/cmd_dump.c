@@ -35,6 +35,7 @@ static const char *capture_name(enum perch_capture c)
 	case PERCH_CAPTURE_BLOCKED: return "blocked";
 	case PERCH_CAPTURE_REUSED: return "reused";
 	case PERCH_CAPTURE_KERNEL: return "kernel";
+	case PERCH_CAPTURE_LAST_BLOCKED: return "last-blocked";
 	default: return "none";
 	}
 }

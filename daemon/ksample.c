@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "perfring.h"
@@ -42,6 +43,7 @@ struct ksampler {
 	uint64_t period_ns;	/* asked for: the mean */
 	uint64_t rng;		/* xorshift state for the next period */
 	unsigned int takes;	/* samples taken since the last draw */
+	enum ksample_state state;	/* after the last record handed back */
 };
 
 int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
@@ -64,7 +66,15 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 	/* The thread's own CPU time: samples come only while it runs. */
 	attr.config = PERF_COUNT_SW_TASK_CLOCK;
 	attr.sample_period = period_ns > 0 ? period_ns : 1;
-	attr.sample_type = PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+	attr.sample_type = PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+	/*
+	 * Every record carries its time on the engine's clock: a switch
+	 * record's is its last 8 bytes (the time is the only field of
+	 * sample_id asked for), a sample's its first.
+	 */
+	attr.sample_id_all = 1;
+	attr.use_clockid = 1;
+	attr.clockid = CLOCK_MONOTONIC;
 	attr.sample_regs_user = REGS_MASK;
 	attr.sample_stack_user = (uint32_t)stack_bytes;
 	/*
@@ -86,6 +96,7 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 	}
 	k->stack_bytes = stack_bytes;
 	k->period_ns = attr.sample_period;
+	k->state = KSAMPLE_UNKNOWN;
 	k->rng = ((uint64_t)tid << 32) ^ (uint64_t)(uintptr_t)k ^ 0x9e3779b97f4a7c15ull;
 	*out = k;
 	return 0;
@@ -113,7 +124,10 @@ static uint64_t ring_u64(const struct ksampler *k, uint64_t pos)
 	return v;
 }
 
-/* One sample record's body at pos (after its header), of size bytes. */
+/*
+ * One sample record's body at pos (after its header and its time), of size
+ * bytes.
+ */
 static int read_sample(const struct ksampler *k, uint64_t pos, size_t size,
 		       struct thread_snapshot *snap)
 {
@@ -203,47 +217,76 @@ static void next_period(struct ksampler *k)
 	(void)ioctl(k->ring.fd, PERF_EVENT_IOC_PERIOD, &p);
 }
 
-int ksample_take(struct ksampler *k, struct thread_snapshot *snap,
-		 enum ksample_switch *last)
+/* The state a switch record says the thread is in after it. */
+static enum ksample_state switch_state(uint16_t misc)
+{
+	if (!(misc & PERF_RECORD_MISC_SWITCH_OUT))
+		return KSAMPLE_RUNNING;
+	return (misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) ? KSAMPLE_WAITING : KSAMPLE_ASLEEP;
+}
+
+int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *snap,
+		 struct ksample_look *look)
 {
 	/* The kernel writes records before it publishes data_head. */
 	uint64_t head = perfring_head(&k->ring);
-	uint64_t pos = perfring_tail(&k->ring), newest = 0;
+	uint64_t pos = perfring_tail(&k->ring), newest = 0, upto = pos;
 	size_t newest_size = 0;
-	bool found = false, lost = false;
+	enum ksample_state state = k->state;
+	bool found = false, after = false;
 	int rc = 0;
 
-	*last = KSAMPLE_NO_SWITCH;
+	look->switched = false;
 	while (pos < head) {
 		struct perf_event_header h;
+		uint64_t time;
 
 		ring_copy(k, pos, &h, sizeof h);
-		if (h.size < sizeof h || pos + h.size > head) {
+		if (h.size < sizeof h + sizeof time || pos + h.size > head) {
 			rc = -EIO;
 			break;
 		}
-		if (h.type == PERF_RECORD_SAMPLE) {
-			newest = pos + sizeof h;
-			newest_size = h.size - sizeof h;
+		time = ring_u64(k, h.type == PERF_RECORD_SAMPLE ? pos + sizeof h
+								 : pos + h.size - sizeof time);
+		/*
+		 * A thread's records are written in the order of its events, so
+		 * the first one after the due time ends what this look takes.
+		 */
+		if (!after && time > due_ns) {
+			after = true;
+			k->state = state;
+			upto = pos;
+		}
+		if (h.type == PERF_RECORD_SAMPLE && !after) {
+			newest = pos + sizeof h + sizeof time;
+			newest_size = h.size - sizeof h - sizeof time;
 			found = true;
 		} else if (h.type == PERF_RECORD_SWITCH) {
-			*last = !(h.misc & PERF_RECORD_MISC_SWITCH_OUT) ? KSAMPLE_SWITCHED_IN
-				: (h.misc & PERF_RECORD_MISC_SWITCH_OUT_PREEMPT) ? KSAMPLE_PREEMPTED
-										 : KSAMPLE_SLEPT;
+			state = switch_state(h.misc);
+			look->switched |= !after;
 		} else if (h.type == PERF_RECORD_LOST) {
-			/* Switches may be among the lost: the state is unknown. */
-			lost = true;
-			if (h.size >= sizeof h + 16)
+			/* Switches may be among the lost: unknown until the next one. */
+			state = KSAMPLE_UNKNOWN;
+			look->switched |= !after;
+			if (h.size >= sizeof h + 24)
 				k->lost += ring_u64(k, pos + sizeof h + 8);
 		}
 		pos += h.size;
 	}
+	if (!after) {
+		k->state = state;
+		upto = pos;
+	}
 	if (found && rc == 0)
 		rc = read_sample(k, newest, newest_size, snap);
-	if (lost || rc < 0)
-		*last = KSAMPLE_UNKNOWN;
-	/* Hands the space back, read or not. */
-	perfring_release(&k->ring, head);
+	if (rc < 0) {
+		/* Unreadable: hand everything back, and know nothing until the next switch. */
+		k->state = state = KSAMPLE_UNKNOWN;
+		upto = head;
+	}
+	look->at_due = k->state;
+	look->now = state;
+	perfring_release(&k->ring, upto);
 	if (rc > 0 && ++k->takes >= REDRAW_EVERY) {
 		k->takes = 0;
 		next_period(k);
@@ -251,9 +294,9 @@ int ksample_take(struct ksampler *k, struct thread_snapshot *snap,
 	return rc;
 }
 
-void ksample_discard(struct ksampler *k)
+void ksample_assume(struct ksampler *k, enum ksample_state state)
 {
-	perfring_release(&k->ring, perfring_head(&k->ring));
+	k->state = state;
 }
 
 size_t ksample_stack_bytes(const struct ksampler *k)

@@ -41,7 +41,8 @@ struct ksampler;
 /*
  * Starts sampling thread tid every period_ns of its CPU time, each sample
  * with up to stack_bytes of its stack (rounded up to 8, at most
- * KSAMPLE_MAX_STACK).  Returns 0 with *out, or a negative errno:
+ * KSAMPLE_MAX_STACK).  Its state is unknown until ksample_assume or its
+ * first switch.  Returns 0 with *out, or a negative errno:
  * -ESRCH when the thread is gone; see switchwatch_unsupported for the
  * errors that mean no event can work here.
  */
@@ -49,30 +50,46 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 		 struct ksampler **out);
 
 /*
- * The event also records the thread's context switches, so that a thread
- * known to be running can be known still running without reading its
- * /proc stat: what the last switch since the last look was.
+ * The event also records the thread's context switches, each with its
+ * time, so that the engine can tell what the thread was doing at the
+ * moment a tick was due rather than when it got to look, tens of
+ * microseconds later (docs/DESIGN.md, "The state at the due time"), and
+ * can know a running thread still running without reading its /proc stat.
  */
-enum ksample_switch {
-	KSAMPLE_NO_SWITCH,	/* none: the thread is as it was */
-	KSAMPLE_SWITCHED_IN,	/* on a CPU */
-	KSAMPLE_PREEMPTED,	/* switched out runnable: waits for a CPU */
-	KSAMPLE_SLEPT,		/* switched out to sleep, or stopped */
+enum ksample_state {
+	KSAMPLE_RUNNING,	/* on a CPU */
+	KSAMPLE_WAITING,	/* switched out runnable: waits for a CPU */
+	KSAMPLE_ASLEEP,		/* switched out to sleep, or stopped */
 	KSAMPLE_UNKNOWN,	/* records were lost: read its state */
 };
 
-/*
- * Puts the newest sample since the last call into snap (registers, stack
- * copy at the stack pointer) and drops the others; *last says what the
- * last context switch since the last call was.  Returns 1 with a sample,
- * 0 when none came, or -EIO for a record it cannot read (then *last is
- * KSAMPLE_UNKNOWN).
- */
-int ksample_take(struct ksampler *k, struct thread_snapshot *snap,
-		 enum ksample_switch *last);
+/* What one look at the ring found. */
+struct ksample_look {
+	enum ksample_state at_due;	/* the state at the due time */
+	enum ksample_state now;		/* after the newest record in the ring */
+	bool switched;			/* any switch up to the due time */
+};
 
-/* Drops every sample not yet taken. */
-void ksample_discard(struct ksampler *k);
+/*
+ * Looks at the records up to due_ns (CLOCK_MONOTONIC) that earlier looks
+ * left: puts the newest sample among them into snap (registers, stack copy
+ * at the stack pointer), hands them all back to the kernel, and says in
+ * *look what the thread was doing at due_ns (the state after the last
+ * switch up to it, or the state the last look left) and what the newer
+ * records say it does now; those records stay for the next look.  Returns
+ * 1 with a sample, 0 when none came, or -EIO for a record it cannot read
+ * (then both states are KSAMPLE_UNKNOWN).
+ */
+int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *snap,
+		 struct ksample_look *look);
+
+/*
+ * The thread's state as read after ksample_open returned: what it is until
+ * its first switch.  Read before, it could have blocked in between with no
+ * record of it; read after, any switch in between is in the ring and
+ * decides instead.
+ */
+void ksample_assume(struct ksampler *k, enum ksample_state state);
 
 /* The stack bytes asked of each sample. */
 size_t ksample_stack_bytes(const struct ksampler *k);

@@ -381,10 +381,10 @@ static void leave_target_cpus(struct session *s)
 }
 
 /*
- * One tick over every process.  Returns -ESRCH when the session has nothing
+ * One tick over every process, due at due (monotonic).  Returns -ESRCH when the session has nothing
  * left to sample (the target exited, and with children all descendants too).
  */
-static int tick(struct session *s, struct store_batch *b, uint64_t deadline)
+static int tick(struct session *s, struct store_batch *b, uint64_t due, uint64_t deadline)
 {
 	unsigned int threads = 0;
 	size_t njobs = 0;
@@ -402,7 +402,7 @@ static int tick(struct session *s, struct store_batch *b, uint64_t deadline)
 
 		pr->rc = access_recheck(pr->pid, s->p.uid, s->p.gid);
 		if (pr->rc == 0)
-			pr->rc = target_begin(pr->t);
+			pr->rc = target_begin(pr->t, due);
 		if (pr->rc < 0)
 			continue;
 		n = target_jobs(pr->t, &jobs);
@@ -610,7 +610,7 @@ static const char *run(struct session *s, char **error)
 		}
 		due = account_lateness(s, now, due, period);
 		next = due + jittered(s, period);
-		if (tick(s, b, next) < 0) {
+		if (tick(s, b, due, next) < 0) {
 			status = "target-exited";
 			if (s->denied != 0)
 				*error = xasprintf("process %d became setuid, setgid or non-dumpable: "

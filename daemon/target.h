@@ -46,6 +46,12 @@ enum perch_capture {
 	PERCH_CAPTURE_REUSED,	/* has not run since its previous sample */
 	PERCH_CAPTURE_NONE,	/* no stack this time (see error) */
 	PERCH_CAPTURE_KERNEL,	/* running: the kernel's sample, no stop (ksample.h) */
+	/*
+	 * Asleep when the tick was due but woken before the engine looked:
+	 * the stack where it last blocked (docs/DESIGN.md, "The state at the
+	 * due time").
+	 */
+	PERCH_CAPTURE_LAST_BLOCKED,
 	PERCH_CAPTURE_KINDS
 };
 
@@ -120,6 +126,13 @@ struct target_stats {
 	uint64_t kernel_samplers;	/* kernel samplers opened */
 	uint64_t kernel_waits;		/* running thread-ticks skipped: no kernel sample yet */
 	uint64_t kernel_looks;		/* running thread-ticks settled by the ring, no read */
+	/*
+	 * Thread-ticks the ring showed asleep at the due time and running at
+	 * the look: counted as blocked (LAST_BLOCKED), or as running when no
+	 * blocked stack of the thread was known yet (woke_unknown).
+	 */
+	uint64_t kernel_woke;
+	uint64_t kernel_woke_unknown;
 };
 
 struct target;
@@ -171,9 +184,13 @@ int target_sample(struct target *t, struct perch_sample *out);
  * the thread look less busy than it was.  Skipped ticks of a thread that
  * exits, or of a target closed, before its next running sample are lost.
  *
+ * due_ns is when the tick was due (CLOCK_MONOTONIC; 0: now): a thread
+ * sampled by the kernel counts as running or blocked by what it was doing
+ * then, not a few tens of microseconds later when the caller woke up.
+ *
  * target_begin returns as target_sample; target_end returns 0 or -ESRCH.
  */
-int target_begin(struct target *t);
+int target_begin(struct target *t, uint64_t due_ns);
 size_t target_jobs(struct target *t, struct tracer_job ***jobs);
 int target_end(struct target *t, struct perch_sample *out);
 

@@ -5,6 +5,7 @@
  * that come and go, and targets that exit while being sampled.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -20,6 +21,7 @@
 
 #include "engine_util.h"
 #include "ksample.h"
+#include "procfs.h"
 #include "spawn.h"
 #include "switchwatch.h"
 #include "target.h"
@@ -244,7 +246,7 @@ static void test_carried_stops(void **state)
 		struct tracer_job **jobs;
 		size_t njobs;
 
-		assert_int_equal(target_begin(t), 0);
+		assert_int_equal(target_begin(t, 0), 0);
 		njobs = target_jobs(t, &jobs);
 		/* The last tick waits for every stop, so nothing is left carried. */
 		tracer_collect(jobs, njobs, i < TICKS ? mono_ns() + 1000000 : TRACER_ALL);
@@ -298,7 +300,7 @@ static void test_stop_budget(void **state)
 		unsigned int stopped = 0;
 		size_t njobs;
 
-		assert_int_equal(target_begin(t), 0);
+		assert_int_equal(target_begin(t, 0), 0);
 		njobs = target_jobs(t, &jobs);
 		assert_true(njobs <= MAX_STOPS);
 		tracer_collect(jobs, njobs, i < TICKS ? mono_ns() + 1000000 : TRACER_ALL);
@@ -353,7 +355,7 @@ static void test_close_with_carried_stops(void **state)
 		struct tracer_job **jobs;
 		size_t njobs;
 
-		assert_int_equal(target_begin(t), 0);
+		assert_int_equal(target_begin(t, 0), 0);
 		njobs = target_jobs(t, &jobs);
 		carried = tracer_collect(jobs, njobs, TRACER_NOW) > 0;
 		assert_int_equal(target_end(t, &s), 0);
@@ -709,7 +711,7 @@ static void spin_then_block(const struct target_opts *opts,
 
 		if (ms >= END_MS)
 			break;
-		assert_int_equal(target_begin(t), 0);
+		assert_int_equal(target_begin(t, 0), 0);
 		njobs = target_jobs(t, &jobs);
 		tracer_collect(jobs, njobs, TRACER_ALL);
 		assert_int_equal(target_end(t, &s), 0);
@@ -921,6 +923,150 @@ static void test_kernel_sampled_thread_blocks(void **state)
 		assert_int_equal(looks_before, 0);
 }
 
+/* A thread's state letter from its stat, or '?' when it cannot be read. */
+static char task_state(pid_t pid, pid_t tid)
+{
+	char path[96], buf[1024];
+	struct procfs_stat st;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return '?';
+	n = read(fd, buf, sizeof buf);
+	close(fd);
+	if (n <= 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
+		return '?';
+	return st.state;
+}
+
+/* Waits (at most 5 s) until the thread's state is want; true if it came. */
+static bool wait_state(pid_t pid, pid_t tid, char want)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (task_state(pid, tid) == want)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
+ * A moment the thread's stat read want on both sides of (a phases thread
+ * changes state every few hundred milliseconds, never twice in between).
+ */
+static uint64_t moment_in_state(pid_t pid, pid_t tid, char want)
+{
+	for (int i = 0; i < 5000; i++) {
+		char before = task_state(pid, tid);
+		uint64_t m = mono_ns();
+
+		if (before == want && task_state(pid, tid) == want)
+			return m;
+		usleep(1000);
+	}
+	fail_msg("thread %d never read %c", (int)tid, want);
+	return 0;
+}
+
+/* One tick due at due (0: now), every stop waited for. */
+static void tick_at(struct target *t, uint64_t due, struct perch_sample *s)
+{
+	struct tracer_job **jobs;
+	size_t njobs;
+
+	assert_int_equal(target_begin(t, due), 0);
+	njobs = target_jobs(t, &jobs);
+	tracer_collect(jobs, njobs, TRACER_ALL);
+	assert_int_equal(target_end(t, s), 0);
+}
+
+/*
+ * A tick counts what a kernel-sampled thread was doing when it was due,
+ * not when the engine got to look (docs/DESIGN.md, "The state at the due
+ * time"): a thread running at the due time and asleep at the look is
+ * running, with a sample of its spin; one asleep at the due time and
+ * running at the look is asleep, with the stack where it last blocked.  A
+ * look at the thread's state alone, as before, gets both wrong.
+ */
+static void test_kernel_state_at_due_time(void **state)
+{
+	const char *args[] = { "--spin-ms", "300", "--sleep-ms", "300", NULL };
+	struct target_opts opts = { .kernel_period_ns = 5 * 1000 * 1000 };
+	const struct perch_thread *th = NULL;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+	uint64_t due = 0;
+	pid_t tid = 0;
+	bool placed = false;
+
+	(void)state;
+	if (!kernel_samples_allowed())
+		skip();
+	assert_int_equal(spawn_target(&c, "phases", args), 0);
+	t = open_target_opts(c.pid, &opts);
+	/*
+	 * Running at the due time: a moment 10 ms (two periods of its spin)
+	 * after a tick that had a kernel sample of it, so that one more comes
+	 * before the moment; tried again if its spin ended in between.
+	 */
+	for (int attempt = 0; attempt < 200 && !placed; attempt++) {
+		uint64_t ticked;
+
+		tick_at(t, 0, &s);
+		ticked = mono_ns();
+		th = thread_named(&s, "phases-0");
+		if (th == NULL || th->capture != PERCH_CAPTURE_KERNEL) {
+			usleep(5000);
+			continue;
+		}
+		tid = th->tid;
+		usleep(10000);
+		due = moment_in_state(c.pid, tid, 'R');
+		placed = due - ticked < 20 * 1000 * 1000;
+	}
+	assert_true(placed);
+	assert_true(wait_state(c.pid, tid, 'S'));
+	tick_at(t, due, &s);
+	th = thread_named(&s, "phases-0");
+	assert_non_null(th);
+	assert_int_equal(th->state, 'R');
+	assert_int_equal(th->capture, PERCH_CAPTURE_KERNEL);
+	assert_true(find_func(th, "phase_spin") >= 0);
+	/*
+	 * Asleep at the due time: two ticks in its sleep first (the first
+	 * copies its blocked stack; a third quiet one would close its
+	 * sampler), then a moment in the sleep, looked at once it spins again.
+	 */
+	tick_at(t, 0, &s);
+	th = thread_named(&s, "phases-0");
+	assert_non_null(th);
+	assert_int_equal(th->capture, PERCH_CAPTURE_BLOCKED);
+	usleep(5000);
+	tick_at(t, 0, &s);
+	due = moment_in_state(c.pid, tid, 'S');
+	assert_true(wait_state(c.pid, tid, 'R'));
+	tick_at(t, due, &s);
+	th = thread_named(&s, "phases-0");
+	assert_non_null(th);
+	assert_int_equal(th->capture, PERCH_CAPTURE_LAST_BLOCKED);
+	assert_int_equal(th->state, 'S');
+	assert_true(find_func(th, "phase_sleep") >= 0);
+	assert_true(find_func(th, "phase_spin") < 0);
+	assert_true(target_stats(t)->kernel_woke >= 1);
+	/* The tick after it: running, as it is. */
+	usleep(10000);
+	tick_at(t, 0, &s);
+	th = thread_named(&s, "phases-0");
+	if (th != NULL)
+		assert_int_equal(th->state, 'R');
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
+}
+
 static void test_target_exits_mid_sampling(void **state)
 {
 	const char *args[] = { "--threads", "4", "--seconds", "0.5", NULL };
@@ -1064,6 +1210,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_watched_running_thread_blocks, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_samples_running_threads, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_samples_no_syscall_bias, kill_targets),
+		cmocka_unit_test_teardown(test_kernel_state_at_due_time, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_sampled_thread_blocks, kill_targets),
 		cmocka_unit_test_teardown(test_target_exits_mid_sampling, kill_targets),
 		cmocka_unit_test_teardown(test_sampler_killed_leaves_target_running, kill_targets),

@@ -97,12 +97,25 @@ static void finish(struct spinner *s, pthread_t th, int pipefd[2])
 	close(pipefd[0]);
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool running(enum ksample_state st)
+{
+	return st == KSAMPLE_RUNNING || st == KSAMPLE_WAITING;
+}
+
 /* A spinning thread: samples come, each with the spin's rip and its stack. */
 static void test_running_thread_sampled(void **state)
 {
 	struct thread_snapshot snap = { 0 };
 	struct ksampler *k = NULL;
-	enum ksample_switch last;
+	struct ksample_look look;
 	/* Static: a failed assertion leaves the test with the thread running. */
 	static struct spinner s;
 	int pipefd[2], got = 0, in_spin = 0;
@@ -115,16 +128,17 @@ static void test_running_thread_sampled(void **state)
 		finish(&s, th, pipefd);
 		return;
 	}
+	ksample_assume(k, KSAMPLE_RUNNING);
 	assert_int_equal(ksample_stack_bytes(k), 4096);
 	for (int i = 0; i < 20; i++) {
 		int rc;
 
 		usleep(25000);
-		rc = ksample_take(k, &snap, &last);
+		rc = ksample_take(k, now_ns(), &snap, &look);
 		assert_true(rc == 0 || rc == 1);
 		/* It never sleeps: switched out, if ever, only by preemption. */
-		assert_true(last == KSAMPLE_NO_SWITCH || last == KSAMPLE_SWITCHED_IN ||
-			    last == KSAMPLE_PREEMPTED);
+		assert_true(running(look.at_due));
+		assert_true(running(look.now));
 		if (rc == 0)
 			continue;
 		got++;
@@ -146,15 +160,22 @@ static void test_running_thread_sampled(void **state)
 	finish(&s, th, pipefd);
 }
 
+/* Makes the spinner spin (it is blocked on the pipe) or block (it spins). */
+static void wake(struct spinner *s, int pipefd[2])
+{
+	atomic_store(&s->blocked, false);
+	assert_int_equal(write(pipefd[1], "x", 1), 1);
+}
+
 /*
  * A blocked thread runs no CPU time: no sample, however long it waits, and
- * no switch.  Going to sleep shows as such.
+ * no switch.  Going to sleep and waking show as such.
  */
 static void test_blocked_thread_no_sample(void **state)
 {
 	struct thread_snapshot snap = { 0 };
 	struct ksampler *k = NULL;
-	enum ksample_switch last;
+	struct ksample_look look;
 	static struct spinner s;
 	int pipefd[2];
 	pthread_t th;
@@ -167,30 +188,84 @@ static void test_blocked_thread_no_sample(void **state)
 		finish(&s, th, pipefd);
 		return;
 	}
+	/* Nothing known before a switch or an assumption. */
+	usleep(10000);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_int_equal(look.at_due, KSAMPLE_UNKNOWN);
+	ksample_assume(k, KSAMPLE_ASLEEP);
 	usleep(50000);
-	assert_int_equal(ksample_take(k, &snap, &last), 0);
-	assert_int_equal(last, KSAMPLE_NO_SWITCH);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
+	assert_false(look.switched);
 	/* Woken to spin: samples come again, and it is on a CPU. */
-	atomic_store(&s.blocked, false);
-	assert_int_equal(write(pipefd[1], "x", 1), 1);
+	wake(&s, pipefd);
 	usleep(50000);
-	assert_int_equal(ksample_take(k, &snap, &last), 1);
-	assert_true(last == KSAMPLE_SWITCHED_IN || last == KSAMPLE_PREEMPTED);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 1);
+	assert_true(running(look.at_due));
+	assert_true(look.switched);
 	/* Blocked again: it went to sleep. */
 	atomic_store(&s.blocked, true);
 	usleep(20000);
-	ksample_take(k, &snap, &last);
-	assert_int_equal(last, KSAMPLE_SLEPT);
-	/* Taken means taken; and discarded too. */
-	atomic_store(&s.blocked, false);
-	assert_int_equal(write(pipefd[1], "x", 1), 1);
-	usleep(20000);
+	ksample_take(k, now_ns(), &snap, &look);
+	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
+	/* Taken means taken. */
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
+	assert_false(look.switched);
+	ksample_close(k);
+	thread_snapshot_free(&snap);
+	finish(&s, th, pipefd);
+}
+
+/*
+ * The state at a past moment: records after it stay for the next look.  A
+ * thread asleep at the due time and woken since reads asleep at due,
+ * running now; one running at the due time and asleep since, the reverse,
+ * with the samples up to the due time.
+ */
+static void test_state_at_due_time(void **state)
+{
+	struct thread_snapshot snap = { 0 };
+	struct ksampler *k = NULL;
+	struct ksample_look look;
+	static struct spinner s;
+	uint64_t due;
+	int pipefd[2];
+	pthread_t th;
+
+	(void)state;
+	start(&s, &th, pipefd);
 	atomic_store(&s.blocked, true);
 	usleep(20000);
-	ksample_discard(k);
-	usleep(30000);
-	assert_int_equal(ksample_take(k, &snap, &last), 0);
-	assert_int_equal(last, KSAMPLE_NO_SWITCH);
+	if (!allowed(ksample_open(atomic_load(&s.tid), 10 * MS, 4096, &k))) {
+		finish(&s, th, pipefd);
+		return;
+	}
+	ksample_assume(k, KSAMPLE_ASLEEP);
+	usleep(10000);
+	due = now_ns();
+	wake(&s, pipefd);
+	usleep(40000);
+	/* Asleep at due, running now; its samples are after the due time. */
+	assert_int_equal(ksample_take(k, due, &snap, &look), 0);
+	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
+	assert_true(running(look.now));
+	assert_false(look.switched);
+	/* Those records were left: a later due time gets them. */
+	due = now_ns();
+	atomic_store(&s.blocked, true);
+	usleep(20000);
+	assert_int_equal(ksample_take(k, due, &snap, &look), 1);
+	assert_true(running(look.at_due));
+	assert_int_equal(look.now, KSAMPLE_ASLEEP);
+	assert_true(look.switched);
+	assert_true(snap.regs.rip >= (uintptr_t)__start_ksample_spin &&
+		    snap.regs.rip < (uintptr_t)__stop_ksample_spin);
+	/* And now the going to sleep, with nothing after it. */
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
+	assert_int_equal(look.now, KSAMPLE_ASLEEP);
+	assert_true(look.switched);
 	ksample_close(k);
 	thread_snapshot_free(&snap);
 	finish(&s, th, pipefd);
@@ -226,6 +301,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_running_thread_sampled),
 		cmocka_unit_test(test_blocked_thread_no_sample),
+		cmocka_unit_test(test_state_at_due_time),
 		cmocka_unit_test(test_stack_sizes_and_errors),
 	};
 
