@@ -5,7 +5,6 @@
  * that come and go, and targets that exit while being sampled.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -21,7 +20,6 @@
 
 #include "engine_util.h"
 #include "ksample.h"
-#include "procfs.h"
 #include "spawn.h"
 #include "switchwatch.h"
 #include "target.h"
@@ -923,30 +921,11 @@ static void test_kernel_sampled_thread_blocks(void **state)
 		assert_int_equal(looks_before, 0);
 }
 
-/* A thread's state letter from its stat, or '?' when it cannot be read. */
-static char task_state(pid_t pid, pid_t tid)
-{
-	char path[96], buf[1024];
-	struct procfs_stat st;
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return '?';
-	n = read(fd, buf, sizeof buf);
-	close(fd);
-	if (n <= 0 || procfs_parse_stat(buf, (size_t)n, &st) < 0)
-		return '?';
-	return st.state;
-}
-
 /* Waits (at most 5 s) until the thread's state is want; true if it came. */
 static bool wait_state(pid_t pid, pid_t tid, char want)
 {
 	for (int i = 0; i < 5000; i++) {
-		if (task_state(pid, tid) == want)
+		if (proc_state(pid, tid) == want)
 			return true;
 		usleep(1000);
 	}
@@ -960,10 +939,10 @@ static bool wait_state(pid_t pid, pid_t tid, char want)
 static uint64_t moment_in_state(pid_t pid, pid_t tid, char want)
 {
 	for (int i = 0; i < 5000; i++) {
-		char before = task_state(pid, tid);
+		char before = proc_state(pid, tid);
 		uint64_t m = mono_ns();
 
-		if (before == want && task_state(pid, tid) == want)
+		if (before == want && proc_state(pid, tid) == want)
 			return m;
 		usleep(1000);
 	}
