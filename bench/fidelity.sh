@@ -78,9 +78,12 @@ pair()
 
 # (a) the burner, a fresh process per round.
 for r in $(seq $BROUNDS); do
-	fl_target_start burner --threads 2 --split $SPLIT
+	fl_target_start burner --threads 2 --split $SPLIT --timed
 	pair burner$r "$FL_TPID" $BSECS
 	fl_target_stop
+	# Its own clock's split of time between the two leaves (--timed).
+	awk -F= '$1 == "alpha_ns" { a = $2 } $1 == "beta_ns" { b = $2 }
+		END { printf "%.2f\n", 100 * a / (a + b) }' "$FL_TOUT" >>"$WORK/truth"
 	# The truth is the split of the work between the two leaves.
 	for side in perch perf; do
 		awk -F'|' '$2 == "burn_alpha" { a += $1 } $2 == "burn_beta" { b += $1 }
@@ -160,7 +163,8 @@ amet=$(awk -v e=$pooled 'BEGIN { print (e <= 2 ? "Met" : "Missed") }')
 
 echo "### Table 7: fidelity, against the truth and against perf"
 echo
-echo "(a) Known split: \`burner --split $SPLIT\` (2 threads), ${BSECS} s × $BROUNDS rounds, share of \`burn_alpha\` in \`burn_alpha\` + \`burn_beta\` samples (truth: $SPLIT %):"
+read -r tmed tlo thi <<<"$(fl_stats <"$WORK/truth")"
+echo "(a) Known split: \`burner --split $SPLIT --timed\` (2 threads), ${BSECS} s × $BROUNDS rounds, share of \`burn_alpha\` in \`burn_alpha\` + \`burn_beta\` samples (truth: $SPLIT % of the work units; by the burner's own clock around each call, $tmed % of the time, $tlo–$thi over the rounds):"
 echo
 echo "| recorder | per round: median (min–max), % | samples, all rounds | all rounds pooled, % | worst round's error, points |"
 echo "|---|---|---|---|---|"
