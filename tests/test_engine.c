@@ -921,6 +921,40 @@ static void test_kernel_sampled_thread_blocks(void **state)
 		assert_int_equal(looks_before, 0);
 }
 
+/* A thread's time on a CPU so far (schedstat), ns; 0 when unreadable. */
+static unsigned long long task_run_ns(pid_t pid, pid_t tid)
+{
+	char path[96];
+	unsigned long long ns = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%llu", &ns) != 1)
+		ns = 0;
+	fclose(f);
+	return ns;
+}
+
+/*
+ * Waits (at most 5 s) until the thread has been on a CPU for another
+ * millisecond: woken is not enough, a woken thread may still wait for a CPU
+ * (and its ring says nothing of it until it is switched in).
+ */
+static bool wait_ran(pid_t pid, pid_t tid)
+{
+	unsigned long long start = task_run_ns(pid, tid);
+
+	for (int i = 0; i < 5000; i++) {
+		if (task_run_ns(pid, tid) > start + 1000000)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 /* Waits (at most 5 s) until the thread's state is want; true if it came. */
 static bool wait_state(pid_t pid, pid_t tid, char want)
 {
@@ -1028,6 +1062,7 @@ static void test_kernel_state_at_due_time(void **state)
 	tick_at(t, 0, &s);
 	due = moment_in_state(c.pid, tid, 'S');
 	assert_true(wait_state(c.pid, tid, 'R'));
+	assert_true(wait_ran(c.pid, tid));
 	tick_at(t, due, &s);
 	th = thread_named(&s, "phases-0");
 	assert_non_null(th);
