@@ -230,6 +230,7 @@ static void test_state_at_due_time(void **state)
 	struct ksample_look look;
 	static struct spinner s;
 	uint64_t due;
+	int rc;
 	int pipefd[2];
 	pthread_t th;
 
@@ -261,8 +262,13 @@ static void test_state_at_due_time(void **state)
 	assert_true(look.switched);
 	assert_true(snap.regs.rip >= (uintptr_t)__start_ksample_spin &&
 		    snap.regs.rip < (uintptr_t)__stop_ksample_spin);
-	/* And now the going to sleep, with nothing after it. */
-	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	/*
+	 * And now the going to sleep, with nothing after it.  A sample may
+	 * come with it: the thread spun on between the due time and noticing
+	 * that it should block (a CI run under ASan had one).
+	 */
+	rc = ksample_take(k, now_ns(), &snap, &look);
+	assert_true(rc == 0 || rc == 1);
 	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
 	assert_int_equal(look.now, KSAMPLE_ASLEEP);
 	assert_true(look.switched);
