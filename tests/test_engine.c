@@ -1022,11 +1022,13 @@ static void test_kernel_state_at_due_time(void **state)
 	assert_int_equal(spawn_target(&c, "phases", args), 0);
 	t = open_target_opts(c.pid, &opts);
 	/*
-	 * Running at the due time: a moment 10 ms (two periods of its spin)
-	 * after a tick that had a kernel sample of it, so that one more comes
-	 * before the moment; tried again if its spin ended in between.
+	 * Running at the due time: a moment after a tick that had a kernel
+	 * sample of it and after 6 ms more of its CPU time, so that one more
+	 * sample comes before the moment; tried again if its spin ended in
+	 * between.
 	 */
 	for (int attempt = 0; attempt < 200 && !placed; attempt++) {
+		unsigned long long run0;
 		uint64_t ticked;
 
 		tick_at(t, 0, &s);
@@ -1037,9 +1039,19 @@ static void test_kernel_state_at_due_time(void **state)
 			continue;
 		}
 		tid = th->tid;
-		usleep(10000);
+		/*
+		 * 6 ms on a CPU since that tick (the period is 5 ms), so that a
+		 * sample certainly comes before the moment: on a busy machine a
+		 * thread in state R may wait 10 ms without running.  (schedstat
+		 * lags a running thread by up to a scheduler tick: never more.)
+		 */
+		run0 = task_run_ns(c.pid, tid);
+		for (int i = 0; i < 1000 && task_run_ns(c.pid, tid) < run0 + 6000000; i++)
+			usleep(1000);
 		due = moment_in_state(c.pid, tid, 'R');
-		placed = due - ticked < 20 * 1000 * 1000;
+		/* Within the same 300 ms spin: its sleep would have taken longer. */
+		placed = due - ticked < 100 * 1000 * 1000 &&
+			 task_run_ns(c.pid, tid) >= run0 + 6000000;
 	}
 	assert_true(placed);
 	assert_true(wait_state(c.pid, tid, 'S'));
