@@ -276,10 +276,10 @@ share, the size of the target itself: hence $PRATE Hz for (b).
 *CPUs* compares, over the window, the time the target's threads spent on a
 CPU and waiting on a run queue (\`/proc/PID/task/*/schedstat\`, read before
 and after), perch's running samples per tick, and perf's samples per second
-/ the rate.  perch's \`--cpu\` counts a thread that was running or
-waiting for a CPU when the tick was due (the kernel's \`R\`); perf counts
-only time on a CPU.  So perch's running samples measure on-CPU *plus*
-run-queue time.
+/ the rate.  perch's \`--cpu\` counts a thread that was on a CPU when the
+tick was due (\`R\`; one preempted and waiting for a CPU is \`W\`); perf
+counts only time on a CPU.  A thread judged from its \`stat\` instead (its
+first running tick) is \`R\` on a CPU or waiting for one.
 
 Targets (issue 5): (a) error ≤ 2 points: **$amet** (all rounds pooled:
 $pooled points off).  (b) ≥ 8/10 overlap and ≤ 3 points on redis, xz and

@@ -9,9 +9,9 @@
 	"Common options:\n" \
 	"  SESSION            a session id, or 'last'\n" \
 	"  --thread TID|NAME  only that thread\n" \
-	"  --cpu              only samples of running threads (state R: on a CPU\n" \
-	"                     or ready to run on one); default: wall-clock\n" \
-	"                     time, every thread\n" \
+	"  --cpu              only samples of running threads (state R: on a CPU;\n" \
+	"                     without kernel samples, or ready to run on one too);\n" \
+	"                     default: wall-clock time, every thread\n" \
 	"  --from T, --to T   a window from the session start (10s, 1m30s)\n"
 
 static const struct command commands[] = {

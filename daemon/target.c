@@ -165,6 +165,7 @@ const char *target_state_name(char state)
 	case 'X': return "dead";
 	case 'I': return "idle";
 	case 'P': return "parked";
+	case 'W': return "waiting";
 	default: return "unknown";
 	}
 }
@@ -1010,7 +1011,12 @@ static bool kernel_look(struct target *t, struct tstate *ts)
 		ts->step = STEP_GONE;
 		return true;
 	}
-	ts->st.state = 'R';
+	/*
+	 * The kernel's R, split: on a CPU when the tick was due, or preempted
+	 * and waiting for one ('W', which --cpu does not count, as perf counts
+	 * only time on a CPU).
+	 */
+	ts->st.state = look.at_due == KSAMPLE_WAITING ? 'W' : 'R';
 	if (!kernel_settle(t, ts, rc))
 		/* To be stopped: read first, as any thread to be stopped is. */
 		return false;
@@ -1146,7 +1152,8 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 		stopped(t, ts);
 	pt->state = ts->step == STEP_LAST_BLOCKED ? ts->blocked_state : ts->st.state;
 	/* Skipped ticks found it running: only a running sample stands for them. */
-	if ((ts->step == STEP_PENDING || ts->step == STEP_KERNEL) && pt->state == 'R') {
+	if ((ts->step == STEP_PENDING || ts->step == STEP_KERNEL) &&
+	    (pt->state == 'R' || pt->state == 'W')) {
 		pt->weight += ts->owed;
 		ts->owed = 0;
 	}

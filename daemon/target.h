@@ -58,7 +58,12 @@ enum perch_capture {
 struct perch_thread {
 	pid_t tid;
 	char name[64];
-	char state;		/* the kernel's letter: R S D T t ... */
+	/*
+	 * The kernel's letter (R S D T t ...), except 'W' for a kernel-sampled
+	 * thread that was runnable but waiting for a CPU when the tick was due
+	 * (preempted): its R is then R on a CPU only.
+	 */
+	char state;
 	enum perch_capture capture;
 	bool complete;		/* the stack reaches the thread's root */
 	int error;		/* negative errno when capture is NONE */
