@@ -1,7 +1,7 @@
 #!/bin/bash
 # bench/running_share.sh BUILD_A BUILD_B [ROUNDS=3] [SECS=5] [HZ=99]: how
 # often two builds of perch find redis-server running, against the time
-# the kernel says it spent on a CPU or waiting for one.  redis-server on a
+# the kernel says it spent on a CPU and waiting for one.  redis-server on a
 # private loopback port under 20 redis-benchmark clients; one perchd per
 # build, each with its own database; rounds of SECS-second recordings, A
 # then B, so that both see the same load.  Prints one markdown table (per
@@ -29,7 +29,7 @@ fl_redis_start
 rpid=$FL_RPID
 sleep 1
 
-# one SIDE ROUND: prints "side round running on_cpu waiting".
+# one SIDE ROUND: prints "side round running(R) waiting(W) on_cpu waiting".
 one()
 {
 	local side=$1 r=$2 s0 s1 sid db
@@ -46,9 +46,11 @@ one()
 	# Running samples per tick: the server has one thread.
 	sqlite3 -readonly -separator ' ' "$db" "SELECT
 		(SELECT COALESCE(SUM(samples), 0) FROM counts WHERE session_id = $sid AND state = 'R'),
+		(SELECT COALESCE(SUM(samples), 0) FROM counts WHERE session_id = $sid AND state = 'W'),
 		samples FROM sessions WHERE id = $sid" |
 		awk -v s="$s0 $s1" -v side=$side -v r=$r '{ split(s, v, " "); t = v[6] - v[3]
-			printf "%s %d %.3f %.3f %.3f\n", side, r, $1 / $2, (v[4] - v[1]) / t, (v[5] - v[2]) / t }'
+			printf "%s %d %.3f %.3f %.3f %.3f\n", side, r, $1 / $3, $2 / $3,
+				(v[4] - v[1]) / t, (v[5] - v[2]) / t }'
 }
 
 for r in $(seq "$ROUNDS"); do
@@ -61,11 +63,18 @@ echo "### redis-server: running samples per tick against schedstat"
 echo
 echo "A = \`$1\`, B = \`$2\`; $ROUNDS rounds of ${SECS} s at $HZ Hz, A then B."
 echo
-echo "| build | round | perch running | on a CPU | waiting for one | perch − (on a CPU + waiting) |"
-echo "|---|---|---|---|---|---|"
-awk '{ printf "| %s | %d | %.3f | %.3f | %.3f | %+.3f |\n", $1, $2, $3, $4, $5, $3 - $4 - $5 }' "$WORK/rows"
+echo "perch R: ticks that found the server on a CPU (or, before state W existed"
+echo "or judged from its stat, on a CPU or waiting for one); perch W: preempted"
+echo "and waiting for a CPU.  Per tick; schedstat's shares of the window."
+echo
+echo "| build | round | perch R | perch W | on a CPU | waiting for one | R − on a CPU | R + W − (on a CPU + waiting) |"
+echo "|---|---|---|---|---|---|---|---|"
+awk '{ printf "| %s | %d | %.3f | %.3f | %.3f | %.3f | %+.3f | %+.3f |\n", $1, $2, $3, $4, $5, $6,
+	$3 - $5, $3 + $4 - $5 - $6 }' "$WORK/rows"
 for side in A B; do
-	read -r med lo hi <<<"$(awk -v s=$side '$1 == s { print $3 - $4 - $5 }' "$WORK/rows" | fl_stats)"
-	printf '| %s | median (min–max) | | | | %+.3f (%+.3f – %+.3f) |\n' $side $med $lo $hi
+	read -r med lo hi <<<"$(awk -v s=$side '$1 == s { print $3 - $5 }' "$WORK/rows" | fl_stats)"
+	read -r med2 lo2 hi2 <<<"$(awk -v s=$side '$1 == s { print $3 + $4 - $5 - $6 }' "$WORK/rows" | fl_stats)"
+	printf '| %s | median (min–max) | | | | | %+.3f (%+.3f – %+.3f) | %+.3f (%+.3f – %+.3f) |\n' \
+		$side $med $lo $hi $med2 $lo2 $hi2
 done
 fl_footer "$LOAD0"

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "migrate-2_sql.h"
 #include "schema_sql.h"
 #include "xalloc.h"
 
@@ -31,6 +32,7 @@
  */
 static const char *const steps[] = {
 	(const char *)schema_sql,
+	(const char *)migrate_2_sql,
 };
 _Static_assert(sizeof steps / sizeof steps[0] == PERCH_SCHEMA_VERSION,
 	       "one migration step per schema version");

@@ -13,12 +13,17 @@
 /* First byte of every non-empty chunk: lets the format change per chunk. */
 #define CODEC_FORMAT 1
 
-/* States by code; the code rides in the low STATE_BITS of the stack varint. */
-static const char states[] = "RSDTtZXIP?";
+/*
+ * States by code; the code rides in the low STATE_BITS of the stack varint.
+ * Codes are never renumbered: a new state takes the next free code (W, 10,
+ * came with schema version 2, whose files an older perch refuses).
+ */
+static const char states[] = "RSDTtZXIP?W";
 #define NSTATES (sizeof states - 1)
 #define STATE_BITS 4
 #define STATE_MASK ((1u << STATE_BITS) - 1)
-#define STATE_UNKNOWN (NSTATES - 1)
+#define STATE_UNKNOWN 9
+_Static_assert(NSTATES <= STATE_MASK + 1, "state codes fit in STATE_BITS");
 
 /* A 64-bit varint takes at most 10 bytes; a stack delta with state 37 bits. */
 #define VARINT_MAX 10

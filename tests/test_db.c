@@ -536,6 +536,33 @@ static void test_older_upgraded(void **state)
 	free(set_id);
 }
 
+/*
+ * A version-1 file with sessions in it: version 2 changed no table (it only
+ * lets sample chunks hold state W), so the upgrade keeps every row, and a
+ * reader of the current version reads the old file as it is.
+ */
+static void test_version_1_upgraded(void **state)
+{
+	struct fixture *f = *state;
+	sqlite3 *db;
+
+	make_perch_db(f->path, 20);
+	db = raw_open(f->path);
+	exec_ok(db, "PRAGMA user_version = 1");
+	sqlite3_close(db);
+
+	db = open_ok(f->path, DB_READ_ONLY);
+	assert_int_equal(query_int(db, "PRAGMA user_version"), 1);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sessions"), 20);
+	sqlite3_close(db);
+
+	db = open_ok(f->path, DB_READ_WRITE);
+	assert_int_equal(PERCH_SCHEMA_VERSION, 2);
+	assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sessions"), 20);
+	sqlite3_close(db);
+}
+
 struct writer {
 	const char *path;
 	atomic_bool stop;
@@ -785,6 +812,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_garbage_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_truncated_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_older_upgraded, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_1_upgraded, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_read_while_writing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_permission_denied, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_readonly_not_owner, setup, teardown),

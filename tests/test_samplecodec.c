@@ -59,7 +59,7 @@ static void round_trip(const struct codec_sample *in, size_t n)
 	assert_int_equal(c.n, n);
 	for (size_t i = 0; i < n; i++) {
 		uint64_t want = i == 0 || in[i].time_ns > prev ? in[i].time_ns : prev;
-		const char *known = strchr("RSDTtZXIP", in[i].state);
+		const char *known = strchr("RSDTtZXIPW", in[i].state);
 
 		assert_true(c.s[i].time_ns <= want);
 		assert_true(want - c.s[i].time_ns < 1000);
@@ -156,6 +156,27 @@ static void test_all_states(void **state)
 	for (size_t i = 0; i < sizeof letters; i++)
 		s[i] = (struct codec_sample){ 10000 * i, (uint32_t)i, letters[i] };
 	round_trip(s, sizeof letters);
+}
+
+/*
+ * The codes are part of the file format: files written before W existed
+ * must read the same forever, so no letter may move (schema/README.md).
+ */
+static void test_state_codes_fixed(void **state)
+{
+	const char letters[] = "RSDTtZXIP?W";
+
+	(void)state;
+	for (size_t code = 0; code < sizeof letters - 1; code++) {
+		struct codec_sample s = { 5000, 0, letters[code] };
+		struct codec_buf b = { 0 };
+
+		codec_append(&b, &s);
+		/* format byte, dt_us 0, then zigzag(0) << 4 | code */
+		assert_int_equal(b.len, 3);
+		assert_int_equal(b.data[2], code);
+		codec_free(&b);
+	}
 }
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -273,8 +294,9 @@ static void test_malformed(void **state)
 	assert_int_equal(DECODE(0, 1, 0x00, 0x10), -EINVAL);
 	assert_int_equal(DECODE(0, 1, 0x00, 0xe0, 0xff, 0xff, 0xff, 0xff, 0x03), 1);
 	assert_int_equal(DECODE(0, 1, 0x00, 0x80, 0x80, 0x80, 0x80, 0x80, 0x04), -EINVAL);
-	/* State codes 10 to 15 do not exist. */
-	for (unsigned char code = 10; code < 16; code++)
+	/* State code 10 is W (schema version 2); 11 to 15 do not exist. */
+	assert_int_equal(DECODE(0, 1, 0x00, 10), 1);
+	for (unsigned char code = 11; code < 16; code++)
 		assert_int_equal(DECODE(0, 1, 0x00, code), -EINVAL);
 	/* A good sample, then damage: nothing reaches the callback. */
 	assert_int_equal(DECODE(0, 1, 0x00, 0x00, 0x05, 0x0f), -EINVAL);
@@ -399,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_backwards_times),
 		cmocka_unit_test(test_stack_jumps),
 		cmocka_unit_test(test_all_states),
+		cmocka_unit_test(test_state_codes_fixed),
 		cmocka_unit_test(test_many_samples),
 		cmocka_unit_test(test_reset_and_stop),
 		cmocka_unit_test(test_malformed),

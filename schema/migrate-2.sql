@@ -1,0 +1,5 @@
+-- Schema version 2: no table changes.  Sample chunks may now hold state
+-- code 10, 'W' (a thread preempted and waiting for a CPU when the tick was
+-- due), which a version-1 perch's decoder rejects as corrupt; the version
+-- makes it refuse such a file as written by a newer perch instead.
+-- (schema/README.md, "Sample chunks".)
