@@ -46,48 +46,55 @@ struct ksampler {
 	enum ksample_state state;	/* after the last record handed back */
 };
 
-int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
-		 struct ksampler **out)
+size_t ksample_attr(uint64_t period_ns, size_t *stack_bytes, struct perf_event_attr *attr)
 {
-	struct perf_event_attr attr;
-	struct ksampler *k;
 	size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = 1, need;
-	int rc;
 
-	stack_bytes = (stack_bytes + 7) & ~(size_t)7;
-	if (stack_bytes > KSAMPLE_MAX_STACK)
-		stack_bytes = KSAMPLE_MAX_STACK;
-	need = RING_SAMPLES * (stack_bytes + 256);
+	*stack_bytes = (*stack_bytes + 7) & ~(size_t)7;
+	if (*stack_bytes > KSAMPLE_MAX_STACK)
+		*stack_bytes = KSAMPLE_MAX_STACK;
+	need = RING_SAMPLES * (*stack_bytes + 256);
 	while (pages * page < need)
 		pages *= 2;
-	memset(&attr, 0, sizeof attr);
-	attr.size = sizeof attr;
-	attr.type = PERF_TYPE_SOFTWARE;
+	memset(attr, 0, sizeof *attr);
+	attr->size = sizeof *attr;
+	attr->type = PERF_TYPE_SOFTWARE;
 	/* The thread's own CPU time: samples come only while it runs. */
-	attr.config = PERF_COUNT_SW_TASK_CLOCK;
-	attr.sample_period = period_ns > 0 ? period_ns : 1;
-	attr.sample_type = PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
+	attr->config = PERF_COUNT_SW_TASK_CLOCK;
+	attr->sample_period = period_ns > 0 ? period_ns : 1;
+	attr->sample_type = PERF_SAMPLE_TIME | PERF_SAMPLE_REGS_USER | PERF_SAMPLE_STACK_USER;
 	/*
 	 * Every record carries its time on the engine's clock: a switch
 	 * record's is its last 8 bytes (the time is the only field of
 	 * sample_id asked for), a sample's its first.
 	 */
-	attr.sample_id_all = 1;
-	attr.use_clockid = 1;
-	attr.clockid = CLOCK_MONOTONIC;
-	attr.sample_regs_user = REGS_MASK;
-	attr.sample_stack_user = (uint32_t)stack_bytes;
+	attr->sample_id_all = 1;
+	attr->use_clockid = 1;
+	attr->clockid = CLOCK_MONOTONIC;
+	attr->sample_regs_user = REGS_MASK;
+	attr->sample_stack_user = (uint32_t)*stack_bytes;
 	/*
 	 * Kernel mode counts: a sample that lands in a system call is the
 	 * thread's time too, and its user registers are those the call was
 	 * made with.  Excluding it would drop exactly those samples.
 	 */
-	attr.exclude_hv = 1;
+	attr->exclude_hv = 1;
 	/* An 8-byte record per switch in or out: see enum ksample_switch. */
-	attr.context_switch = 1;
+	attr->context_switch = 1;
 	/* Nobody polls the ring: no wake-up, ever. */
-	attr.watermark = 1;
-	attr.wakeup_watermark = (uint32_t)(pages * page);
+	attr->watermark = 1;
+	attr->wakeup_watermark = (uint32_t)(pages * page);
+	return pages;
+}
+
+int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
+		 struct ksampler **out)
+{
+	struct perf_event_attr attr;
+	size_t pages = ksample_attr(period_ns, &stack_bytes, &attr);
+	struct ksampler *k;
+	int rc;
+
 	k = xcalloc(1, sizeof *k);
 	rc = perfring_open(&attr, tid, pages, &k->ring);
 	if (rc < 0) {

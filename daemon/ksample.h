@@ -50,6 +50,14 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 		 struct ksampler **out);
 
 /*
+ * The event ksample_open opens, in *attr, with *stack_bytes rounded as it
+ * rounds it; returns the ring's size in pages.  For bench_event_cost, which
+ * opens the same event other ways.
+ */
+struct perf_event_attr;
+size_t ksample_attr(uint64_t period_ns, size_t *stack_bytes, struct perf_event_attr *attr);
+
+/*
  * The event also records the thread's context switches, each with its
  * time, so that the engine can tell what the thread was doing at the
  * moment a tick was due rather than when it got to look, tens of

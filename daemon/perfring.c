@@ -9,10 +9,16 @@
 int perfring_open(struct perf_event_attr *attr, pid_t tid, size_t data_pages,
 		  struct perfring *r)
 {
+	return perfring_open_cpu(attr, tid, -1, data_pages, r);
+}
+
+int perfring_open_cpu(struct perf_event_attr *attr, pid_t tid, int cpu,
+		      size_t data_pages, struct perfring *r)
+{
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	int fd;
 
-	fd = (int)syscall(SYS_perf_event_open, attr, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	fd = (int)syscall(SYS_perf_event_open, attr, tid, cpu, -1, PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
 	r->len = (data_pages + 1) * page;

@@ -29,6 +29,10 @@ struct perfring {
 int perfring_open(struct perf_event_attr *attr, pid_t tid, size_t data_pages,
 		  struct perfring *r);
 
+/* As perfring_open, counting only on one CPU (-1: any). */
+int perfring_open_cpu(struct perf_event_attr *attr, pid_t tid, int cpu,
+		      size_t data_pages, struct perfring *r);
+
 void perfring_close(struct perfring *r);
 
 /* Where the kernel has written up to: records before it are complete. */
