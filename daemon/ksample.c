@@ -200,17 +200,21 @@ static int read_sample(const struct ksampler *k, uint64_t pos, size_t size,
  * at the same few points of it again and again, as a fixed tick can (the
  * engine's ticks are jittered for that reason).  So after every
  * REDRAW_EVERY samples taken the countdown restarts with a period drawn
- * uniformly from 0.7 to 0.9 times the mean: short enough that a thread running all along has a new
- * sample at the next tick (ticks are 0.9 to 1.1 periods apart); drawn from
- * 0.5 to 1.5 periods, a third of the samples had to stand for two ticks,
- * which adds to their variance.  On the burner (75 % of its work in
- * burn_alpha; two threads, 10 s, ~2100-2500 samples, ±0.9 expected) a
- * fixed 10.1 ms gave 72.3, 73.6 and 75.0 %, the drawn period 74.2, 74.6
- * (0.5-1.5), 76.5 and 76.6 (0.7-0.9): no clear aliasing there, the draw is
- * a precaution.  It costs the thread 1.26 samples per period instead of
- * one.  Restarting the countdown is a function call on the thread's CPU
- * when it runs, which the ioctl waits for: after every sample it was 12 %
- * of perchd's time with 16 running threads at 999 Hz (smp_call_function_single).
+ * uniformly from 0.9 to 1.1 times the mean, as the ticks are drawn: a
+ * thread running all along then has one sample per tick on average, as
+ * perf -F has one per period, and a tick finds no new sample 3-4 % of the
+ * time (its weight goes to the next).  Drawn from 0.7 to 0.9 (until
+ * 2026-11-26 16:40), no tick went without one, at 1.25 samples a tick, each
+ * costing the target ~20 us of CPU on this VM (bench_event_cost): a fifth
+ * of the samples paid for 3 % of the ticks.  Drawn from 0.5 to 1.5, a third
+ * of the samples had to stand for two ticks, which adds to their variance.
+ * On the burner (75 % of its work in burn_alpha; two threads, 10 s,
+ * ~2100-2500 samples, ±0.9 expected) a fixed 10.1 ms gave 72.3, 73.6 and
+ * 75.0 %, the drawn period 74.2, 74.6 (0.5-1.5), 76.5 and 76.6 (0.7-0.9):
+ * no clear aliasing there, the draw is a precaution.  Restarting the
+ * countdown is a function call on the thread's CPU when it runs, which the
+ * ioctl waits for: after every sample it was 12 % of perchd's time with 16
+ * running threads at 999 Hz (smp_call_function_single).
  */
 static void next_period(struct ksampler *k)
 {
@@ -220,7 +224,7 @@ static void next_period(struct ksampler *k)
 	x ^= x >> 7;
 	x ^= x << 17;
 	k->rng = x;
-	p = k->period_ns * 7 / 10 + (x >> 11) % (k->period_ns / 5 + 1);
+	p = k->period_ns * 9 / 10 + (x >> 11) % (k->period_ns / 5 + 1);
 	(void)ioctl(k->ring.fd, PERF_EVENT_IOC_PERIOD, &p);
 }
 
