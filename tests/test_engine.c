@@ -804,7 +804,12 @@ static bool kernel_samples_allowed(void)
 static void test_kernel_samples_running_threads(void **state)
 {
 	const char *args[] = { "--threads", "2", NULL };
-	struct target_opts opts = { .kernel_period_ns = 5 * 1000 * 1000 };
+	/*
+	 * Shorter than the ticks' 5+ ms spacing (perchd draws it around the
+	 * tick period), so that a burner that gets only part of a CPU on a
+	 * loaded machine still has a new sample at most ticks.
+	 */
+	struct target_opts opts = { .kernel_period_ns = 3 * 1000 * 1000 };
 	unsigned int kernel = 0, weight = 0, ticks = 0;
 	struct perch_sample s;
 	struct target *t;
@@ -873,7 +878,8 @@ static void test_kernel_samples_running_threads(void **state)
 static void test_kernel_samples_no_syscall_bias(void **state)
 {
 	const char *args[] = { "--work-us", "20", "--seconds", "30", NULL };
-	struct target_opts opts = { .kernel_period_ns = 5 * 1000 * 1000 };
+	/* As in test_kernel_samples_running_threads: a sample at most ticks. */
+	struct target_opts opts = { .kernel_period_ns = 3 * 1000 * 1000 };
 	unsigned int running = 0, in_pwrite = 0;
 	struct perch_sample s;
 	struct target *t;
@@ -1121,10 +1127,17 @@ static void test_kernel_state_at_due_time(void **state)
 	 * Asleep at the due time: two ticks in its sleep first (the first
 	 * copies its blocked stack; a third quiet one would close its
 	 * sampler), then a moment in the sleep, looked at once it spins again.
+	 * A test held off its CPU past the 300 ms sleep finds it spinning
+	 * again at the first: it waits for the next sleep.
 	 */
-	tick_at(t, 0, &s);
-	th = thread_named(&s, "phases-0");
-	assert_non_null(th);
+	for (int attempt = 0; attempt < 20; attempt++) {
+		assert_true(wait_state(c.pid, tid, 'S'));
+		tick_at(t, 0, &s);
+		th = thread_named(&s, "phases-0");
+		assert_non_null(th);
+		if (th->capture == PERCH_CAPTURE_BLOCKED)
+			break;
+	}
 	assert_int_equal(th->capture, PERCH_CAPTURE_BLOCKED);
 	usleep(5000);
 	tick_at(t, 0, &s);
