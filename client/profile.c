@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db.h"
 #include "samplecodec.h"
 #include "xalloc.h"
 
@@ -81,10 +82,20 @@ static int load_session(sqlite3 *db, struct profile *p, char **cause)
 	sqlite3_stmt *st;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "SELECT pid, name, exe, cmdline, status, error, mode, "
+	/* A version-1 file (read as it is) has no sampling columns. */
+	bool v2 = db_schema_version(db) >= 2;
+
+	if (sqlite3_prepare_v2(db, v2 ?
+			       "SELECT pid, name, exe, cmdline, status, error, mode, "
 			       "started_ns, ended_ns, rate_hz, duration_s, samples, "
 			       "thread_samples, late_samples, target_cpu_ns, eintr_caused, "
-			       "schedule_id FROM sessions WHERE id = ?", -1, &st, NULL) != SQLITE_OK)
+			       "schedule_id, sampling, max_stops, kernel_samples, stopped_samples "
+			       "FROM sessions WHERE id = ?" :
+			       "SELECT pid, name, exe, cmdline, status, error, mode, "
+			       "started_ns, ended_ns, rate_hz, duration_s, samples, "
+			       "thread_samples, late_samples, target_cpu_ns, eintr_caused, "
+			       "schedule_id, NULL, -2, 0, 0 FROM sessions WHERE id = ?",
+			       -1, &st, NULL) != SQLITE_OK)
 		return fail(db, cause);
 	sqlite3_bind_int64(st, 1, p->id);
 	rc = sqlite3_step(st);
@@ -112,6 +123,11 @@ static int load_session(sqlite3 *db, struct profile *p, char **cause)
 	p->eintr_caused = sqlite3_column_int64(st, 15);
 	p->schedule_id = sqlite3_column_type(st, 16) == SQLITE_NULL ? -1 :
 			 sqlite3_column_int64(st, 16);
+	p->sampling = keep(p, sqlite3_column_text(st, 17));
+	p->max_stops = sqlite3_column_type(st, 18) == SQLITE_NULL ? -2 :
+		       sqlite3_column_int64(st, 18);
+	p->kernel_samples = sqlite3_column_int64(st, 19);
+	p->stopped_samples = sqlite3_column_int64(st, 20);
 	sqlite3_finalize(st);
 	if (p->rate_hz <= 0)
 		p->rate_hz = 99;

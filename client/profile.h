@@ -52,6 +52,13 @@ struct profile {
 	double rate_hz, duration_s;
 	int64_t ticks, thread_samples, late_ticks, target_cpu_ns, eintr_caused;
 	int64_t schedule_id;	/* -1: none */
+	/*
+	 * How running threads were sampled (schema version 2 on; NULL and -2
+	 * before): "kernel" or "ptrace" as asked, stops allowed per process and
+	 * tick (-1: every running thread), and thread-samples by capture.
+	 */
+	const char *sampling;
+	int64_t max_stops, kernel_samples, stopped_samples;
 	/* Indexed by id; frames[0] and nodes[0] are unused. */
 	struct pframe *frames;
 	size_t nframes;

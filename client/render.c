@@ -82,6 +82,20 @@ void render_header(FILE *out, const struct profile *p, const struct render_opts 
 		when, p->ended_ns > p->started_ns ? (double)(p->ended_ns - p->started_ns) / 1e9 : 0,
 		p->ticks, p->rate_hz, due > 0 ? 100.0 * (double)p->late_ticks / due : 0,
 		p->status ? p->status : "?");
+	/* How running threads were sampled: kernel samples and stops differ (DESIGN.md). */
+	if (p->sampling != NULL && strcmp(p->sampling, "ptrace") == 0) {
+		char most[48] = "every one each tick";
+
+		if (p->max_stops >= 0)
+			snprintf(most, sizeof most, "at most %" PRId64 " a tick", p->max_stops);
+		fprintf(out, "running threads: stops %" PRId64 " (--ptrace-only, %s)\n",
+			p->stopped_samples, most);
+	} else if (p->sampling != NULL) {
+		fprintf(out, "running threads: kernel samples %" PRId64 ", stops %" PRId64 "%s\n",
+			p->kernel_samples, p->stopped_samples,
+			p->kernel_samples == 0 && p->stopped_samples > 0 ?
+			" (no kernel samples: perf events not allowed? see perchd(8))" : "");
+	}
 	if (p->target_cpu_ns >= 0)
 		fprintf(out, "target CPU time %.2f s; ", (double)p->target_cpu_ns / 1e9);
 	fprintf(out, "%s\n\n", o->cpu_only ?
@@ -250,6 +264,13 @@ json_object *render_header_json(const struct profile *p, bool cpu_only)
 	json_object_object_add(o, "late_ticks", json_object_new_int64(p->late_ticks));
 	json_object_object_add(o, "target_cpu_ns", p->target_cpu_ns >= 0 ?
 			       json_object_new_int64(p->target_cpu_ns) : NULL);
+	json_object_object_add(o, "sampling", str_or_null(p->sampling));
+	json_object_object_add(o, "max_stops", p->max_stops >= -1 ?
+			       json_object_new_int64(p->max_stops) : NULL);
+	json_object_object_add(o, "kernel_samples", p->sampling != NULL ?
+			       json_object_new_int64(p->kernel_samples) : NULL);
+	json_object_object_add(o, "stopped_samples", p->sampling != NULL ?
+			       json_object_new_int64(p->stopped_samples) : NULL);
 	json_object_object_add(o, "time", json_object_new_string(cpu_only ? "cpu" : "wall"));
 	json_object_object_add(o, "samples", json_object_new_int64((int64_t)p->total));
 	return o;

@@ -65,6 +65,8 @@ struct session {
 	const char *final_status;
 	char *final_error;
 	_Atomic uint64_t ticks, late_ticks, thread_samples;
+	/* Thread-samples (weighted) the kernel took, and stops took. */
+	_Atomic uint64_t kernel_samples, stopped_samples;
 	_Atomic unsigned int nprocs, nthreads;
 	/* Sampler thread only. */
 	struct proc *procs;
@@ -276,6 +278,10 @@ static int sample_proc(struct session *s, struct proc *pr, struct store_batch *b
 		for (unsigned int k = 0; k < th->weight; k++)
 			store_batch_add_sample(b, &ss);
 		atomic_fetch_add(&s->thread_samples, th->weight);
+		if (th->capture == PERCH_CAPTURE_KERNEL)
+			atomic_fetch_add(&s->kernel_samples, th->weight);
+		else if (th->capture == PERCH_CAPTURE_STOPPED)
+			atomic_fetch_add(&s->stopped_samples, th->weight);
 	}
 	*threads += (unsigned int)smp.nthreads;
 	return 0;
@@ -545,6 +551,8 @@ static struct store_batch *hand_off(struct session *s, struct store_batch *b)
 	b->thread_samples = atomic_load(&s->thread_samples);
 	b->late_ticks = atomic_load(&s->late_ticks);
 	b->eintr_caused = eintr;
+	b->kernel_samples = atomic_load(&s->kernel_samples);
+	b->stopped_samples = atomic_load(&s->stopped_samples);
 	store_append(s->store, b);
 	return store_batch_new(s->id);
 }
@@ -758,6 +766,8 @@ int session_start(struct store *st, const struct session_params *p,
 	info.rate_hz = p->rate_hz;
 	info.children = p->children;
 	info.mode = "wall";
+	info.ptrace_only = p->ptrace_only;
+	info.max_stops = s->p.max_stops;
 	rc = store_session_begin(st, &info, &s->id, cause);
 	if (rc < 0)
 		goto out_destroy;

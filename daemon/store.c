@@ -11,6 +11,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -48,7 +49,8 @@ static const char *const stmt_sql[NSTMT] = {
 	[S_CHUNK] = "INSERT INTO sample_chunks (session_id, thread_id, first_ns,"
 		    " last_ns, samples, data) VALUES (?, ?, ?, ?, ?, ?)",
 	[S_TOTALS] = "UPDATE sessions SET samples = ?2, thread_samples = ?3,"
-		     " late_samples = ?4, eintr_caused = ?5 WHERE id = ?1",
+		     " late_samples = ?4, eintr_caused = ?5, kernel_samples = ?6,"
+		     " stopped_samples = ?7 WHERE id = ?1",
 	[S_FAILED] = "UPDATE sessions SET status = 'failed', error = ?2"
 		     " WHERE id = ?1",
 	[S_END] = "UPDATE sessions SET status = ?2, error = ?3, ended_ns = ?4,"
@@ -301,6 +303,8 @@ static void bind_session(sqlite3_stmt *stmt, const struct store_session_info *in
 	sqlite3_bind_int(stmt, 11, in->children);
 	sqlite3_bind_text(stmt, 12, in->mode != NULL ? in->mode : "wall", -1,
 			  SQLITE_TRANSIENT);
+	sqlite3_bind_text(stmt, 13, in->ptrace_only ? "ptrace" : "kernel", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(stmt, 14, in->max_stops == UINT_MAX ? -1 : (int64_t)in->max_stops);
 }
 
 static int do_begin(struct store *st, struct request *rq)
@@ -308,8 +312,8 @@ static int do_begin(struct store *st, struct request *rq)
 	static const char sql[] =
 		"INSERT INTO sessions (name, pid, exe, cmdline,"
 		" owner_uid, requested_by, schedule_id, started_ns,"
-		" duration_s, rate_hz, children, mode, status) VALUES"
-		" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording')";
+		" duration_s, rate_hz, children, mode, sampling, max_stops, status) VALUES"
+		" (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'recording')";
 	struct begin_arg *a = rq->arg;
 	sqlite3_stmt *stmt;
 	struct sess *s;

@@ -44,6 +44,8 @@ struct store_session_info {
 	double rate_hz;
 	bool children;
 	const char *mode;	/* "wall" */
+	bool ptrace_only;	/* running threads stopped, never kernel-sampled */
+	unsigned int max_stops;	/* per process and tick; UINT_MAX: every one */
 };
 
 /* One thread seen for the first time in a session. */
@@ -74,6 +76,7 @@ struct store_batch {
 	size_t nsamples, samples_cap;
 	/* Running totals of the session, written with the batch. */
 	uint64_t ticks, thread_samples, late_ticks, eintr_caused;
+	uint64_t kernel_samples, stopped_samples;	/* thread-samples by capture */
 };
 
 struct store_batch *store_batch_new(int64_t session_id);

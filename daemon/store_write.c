@@ -303,6 +303,8 @@ static int write_totals(struct store *st, const struct store_batch *b)
 	sqlite3_bind_int64(stmt, 3, (int64_t)b->thread_samples);
 	sqlite3_bind_int64(stmt, 4, (int64_t)b->late_ticks);
 	sqlite3_bind_int64(stmt, 5, (int64_t)b->eintr_caused);
+	sqlite3_bind_int64(stmt, 6, (int64_t)b->kernel_samples);
+	sqlite3_bind_int64(stmt, 7, (int64_t)b->stopped_samples);
 	return store_step(st, stmt);
 }
 

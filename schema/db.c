@@ -454,3 +454,16 @@ int db_open_image(const void *data, size_t size, const char *name,
 	}
 	return finish_open(db, name, DB_READ_ONLY, out, cause);
 }
+
+int db_schema_version(sqlite3 *db)
+{
+	sqlite3_stmt *stmt;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(stmt) == SQLITE_ROW)
+		v = sqlite3_column_int(stmt, 0);
+	sqlite3_finalize(stmt);
+	return v;
+}

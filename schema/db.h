@@ -35,6 +35,13 @@ enum db_mode {
 int db_open(const char *path, enum db_mode mode, sqlite3 **out, char **cause);
 
 /*
+ * The schema version of an open database (PRAGMA user_version): a reader
+ * may have opened an older file as it is, and must not ask it for columns
+ * a later version added.  -1 when it cannot be read.
+ */
+int db_schema_version(sqlite3 *db);
+
+/*
  * Opens a copy of the size bytes at data, the contents of a database file,
  * read-only and held in memory, as db_open opens a file read-only: the same
  * checks and the same errors, with name in the messages.  The connection

@@ -891,9 +891,9 @@ static void test_record(void **state)
 	struct child burner;
 	struct cmd c;
 	json_object *arr, *s;
-	int64_t id = 0, all, alpha;
+	int64_t id = 0, all, alpha, kernel, stopped;
 	double share;
-	char names[3][32];
+	char names[3][32], want[128];
 	sqlite3 *db;
 
 	daemon_start(f, NULL);
@@ -947,7 +947,29 @@ static void test_record(void **state)
 		fail_msg("burn_alpha is the leaf in %.1f %% of worker samples, expected 75 +- 5",
 			 share);
 	assert_top_leaf(db, id, "burn_alpha");
+	/*
+	 * How its running threads were sampled, for readers: by the kernel
+	 * where perf events are allowed, stops otherwise; each running
+	 * thread-sample is one or the other, and the header says which.
+	 */
+	q_text(db, "SELECT sampling FROM sessions WHERE id = ?1", id, names[0], sizeof names[0]);
+	assert_string_equal(names[0], "kernel");
+	assert_int_equal(q_int(db, "SELECT max_stops FROM sessions WHERE id = ?1", id),
+			 sysconf(_SC_NPROCESSORS_ONLN));
+	kernel = q_int(db, "SELECT kernel_samples FROM sessions WHERE id = ?1", id);
+	stopped = q_int(db, "SELECT stopped_samples FROM sessions WHERE id = ?1", id);
+	print_message("%" PRId64 " kernel samples, %" PRId64 " stops\n", kernel, stopped);
+	assert_true(kernel + stopped >= all / 2);
+	assert_true(kernel + stopped <= q_int(db, "SELECT thread_samples FROM sessions "
+					      "WHERE id = ?1", id));
 	sqlite3_close(db);
+	perch(f, &c, 0, "flat", "last", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	snprintf(want, sizeof want, "running threads: kernel samples %" PRId64 ", stops %" PRId64,
+		 kernel, stopped);
+	if (strstr(c.out, want) == NULL)
+		fail_msg("no '%s' in the header:\n%s", want, c.out);
+	free_cmd(&c);
 	assert_int_equal(child_quit(&burner), 0);
 }
 
@@ -1199,7 +1221,8 @@ static void test_stops(void **state)
 	struct cmd c;
 	sqlite3 *db;
 	sqlite3_stmt *st;
-	int64_t id, ticks;
+	int64_t id, ticks, stopped;
+	char name[128];
 	int workers = 0;
 
 	daemon_start(f, NULL);
@@ -1233,7 +1256,21 @@ static void test_stops(void **state)
 		workers++;
 	}
 	sqlite3_finalize(st);
+	/* Stops only, at most one a tick, and the header says so. */
+	q_text(db, "SELECT sampling FROM sessions WHERE id = ?1", id, name, sizeof name);
+	assert_string_equal(name, "ptrace");
+	assert_int_equal(q_int(db, "SELECT max_stops FROM sessions WHERE id = ?1", id), 1);
+	assert_int_equal(q_int(db, "SELECT kernel_samples FROM sessions WHERE id = ?1", id), 0);
+	stopped = q_int(db, "SELECT stopped_samples FROM sessions WHERE id = ?1", id);
+	assert_true(stopped >= ticks / 2);
 	sqlite3_close(db);
+	perch(f, &c, 0, "flat", "last", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	snprintf(name, sizeof name, "running threads: stops %" PRId64
+		 " (--ptrace-only, at most 1 a tick)", stopped);
+	if (strstr(c.out, name) == NULL)
+		fail_msg("no '%s' in the header:\n%s", name, c.out);
+	free_cmd(&c);
 	assert_int_equal(workers, 4);
 	assert_int_equal(child_quit(&b), 0);
 }

@@ -537,9 +537,10 @@ static void test_older_upgraded(void **state)
 }
 
 /*
- * A version-1 file with sessions in it: version 2 changed no table (it only
- * lets sample chunks hold state W), so the upgrade keeps every row, and a
- * reader of the current version reads the old file as it is.
+ * A version-1 file with sessions in it (made by dropping what version 2
+ * added): the upgrade keeps every row and adds the sampling columns, empty
+ * (NULL: not known), and a reader of the current version reads the old file
+ * as it is.
  */
 static void test_version_1_upgraded(void **state)
 {
@@ -548,7 +549,11 @@ static void test_version_1_upgraded(void **state)
 
 	make_perch_db(f->path, 20);
 	db = raw_open(f->path);
-	exec_ok(db, "PRAGMA user_version = 1");
+	exec_ok(db, "ALTER TABLE sessions DROP COLUMN sampling;"
+		"ALTER TABLE sessions DROP COLUMN max_stops;"
+		"ALTER TABLE sessions DROP COLUMN kernel_samples;"
+		"ALTER TABLE sessions DROP COLUMN stopped_samples;"
+		"PRAGMA user_version = 1");
 	sqlite3_close(db);
 
 	db = open_ok(f->path, DB_READ_ONLY);
@@ -559,7 +564,14 @@ static void test_version_1_upgraded(void **state)
 	db = open_ok(f->path, DB_READ_WRITE);
 	assert_int_equal(PERCH_SCHEMA_VERSION, 2);
 	assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
+	assert_int_equal(db_schema_version(db), 2);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM sessions"), 20);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM sessions WHERE sampling IS NULL"
+				   " AND max_stops IS NULL AND kernel_samples = 0"
+				   " AND stopped_samples = 0"), 20);
+	/* Only the two ways perch samples. */
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE sessions SET sampling = 'other'",
+					  NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 }
 

@@ -167,13 +167,15 @@ static void add_sample(struct store_batch *b, struct interner *in, uint32_t thre
 	store_batch_add_sample(b, &smp);
 }
 
+/* A session; ptrace_stops > 0: recorded with --ptrace-only --stops N. */
 static int64_t begin(struct store *st, const char *name, pid_t pid, const char *exe,
-		     uint64_t started_ns)
+		     uint64_t started_ns, unsigned int ptrace_stops)
 {
 	struct store_session_info info = {
 		.name = name, .pid = pid, .exe = exe, .cmdline = "demo-server --port 8080",
 		.owner_uid = 1000, .requested_by = 1000, .schedule_id = -1,
 		.started_ns = started_ns, .duration_s = 24, .rate_hz = 100, .mode = "wall",
+		.ptrace_only = ptrace_stops > 0, .max_stops = ptrace_stops > 0 ? ptrace_stops : 2,
 	};
 	char *cause = NULL;
 	int64_t id = 0;
@@ -190,7 +192,8 @@ static void write_demo(struct store *st)
 		{ .id = 1, .pid = 4242, .tid = 4243, .name = "worker" },
 	};
 	struct interner *in = interner_create();
-	int64_t id = begin(st, "demo", 4242, APP, T0);
+	int64_t id = begin(st, "demo", 4242, APP, T0, 0);
+	uint64_t running = 0;
 
 	assert_int_equal(id, 1);
 	for (unsigned int tick = 0; tick < TICKS; tick += BATCH_TICKS) {
@@ -205,6 +208,11 @@ static void write_demo(struct store *st)
 		b->ticks = tick + BATCH_TICKS;
 		b->thread_samples = 2 * b->ticks;
 		b->late_ticks = b->ticks / 100;
+		/* Each thread's first running tick is a stop; the kernel takes the rest. */
+		for (size_t i = 0; i < b->nsamples; i++)
+			running += b->samples[i].state == 'R';
+		b->stopped_samples = 2;
+		b->kernel_samples = running - 2;
 		store_append(st, b);
 	}
 	assert_int_equal(store_session_end(st, id, "complete", NULL,
@@ -217,7 +225,7 @@ static void write_other(struct store *st)
 {
 	struct store_thread th = { .id = 0, .pid = 5000, .tid = 5000, .name = "other" };
 	struct interner *in = interner_create();
-	int64_t id = begin(st, "other", 5000, "/usr/bin/other", T0 + 60 * 1000000000ull);
+	int64_t id = begin(st, "other", 5000, "/usr/bin/other", T0 + 60 * 1000000000ull, 2);
 	struct store_batch *b = store_batch_new(id);
 
 	assert_int_equal(id, 2);
@@ -230,7 +238,7 @@ static void write_other(struct store *st)
 
 		store_batch_add_sample(b, &smp);
 	}
-	b->ticks = b->thread_samples = 10;
+	b->ticks = b->thread_samples = b->stopped_samples = 10;
 	store_append(st, b);
 	assert_int_equal(store_session_end(st, id, "stopped", NULL,
 					   T0 + 61 * 1000000000ull, -1), 0);
@@ -1016,7 +1024,60 @@ static void test_last(void **state)
 	assert_string_equal(json_object_get_string(get(s, "status")), "stopped");
 	assert_int_equal(json_object_get_int64(get(s, "samples")), 10);
 	assert_null(get(s, "target_cpu_ns"));
+	assert_string_equal(json_object_get_string(get(s, "sampling")), "ptrace");
+	assert_int_equal(json_object_get_int64(get(s, "max_stops")), 2);
+	assert_int_equal(json_object_get_int64(get(s, "kernel_samples")), 0);
+	assert_int_equal(json_object_get_int64(get(s, "stopped_samples")), 10);
 	json_object_put(doc);
+}
+
+/*
+ * A version-1 file (before sessions recorded how they sampled), which perch
+ * reads as it is: the same report, with no sampling line in the header and
+ * nulls in the JSON.  Made from a copy of the demo file by dropping the
+ * columns version 2 added.
+ */
+static void test_version_1_file(void **state)
+{
+	char path[160], *sql;
+	struct run r;
+	json_object *doc, *s;
+	sqlite3 *db;
+
+	(void)state;
+	snprintf(path, sizeof path, "%s/v1.db", fx.dir);
+	sql = xasprintf("VACUUM INTO '%s'", path);
+	assert_int_equal(sqlite3_open(fx.db, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	free(sql);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "ALTER TABLE sessions DROP COLUMN sampling;"
+				      "ALTER TABLE sessions DROP COLUMN max_stops;"
+				      "ALTER TABLE sessions DROP COLUMN kernel_samples;"
+				      "ALTER TABLE sessions DROP COLUMN stopped_samples;"
+				      "PRAGMA user_version = 1", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	r = run_perch_db(path, "flat", "1", NULL);
+	assert_int_equal(r.status, 0);
+	assert_non_null(strstr(r.out, "showing wall-clock time"));
+	assert_null(strstr(r.out, "running threads"));
+	run_free(&r);
+	r = run_perch_db(fx.db, "flat", "1", NULL);
+	assert_non_null(strstr(r.out, "running threads: "));
+	run_free(&r);
+	r = run_perch_db(path, "show", "1", "--json", NULL);
+	assert_int_equal(r.status, 0);
+	doc = json_tokener_parse(r.out);
+	assert_non_null(doc);
+	s = get(doc, "session");
+	assert_int_equal(json_object_get_int64(get(s, "samples")), SAMPLES);
+	assert_null(get(s, "sampling"));
+	assert_null(get(s, "max_stops"));
+	assert_null(get(s, "kernel_samples"));
+	json_object_put(doc);
+	run_free(&r);
 }
 
 /* A failed command: the status, nothing on stdout, one line on stderr. */
@@ -1081,6 +1142,7 @@ int main(void)
 		cmocka_unit_test(test_recursion),
 		cmocka_unit_test(test_special_rows),
 		cmocka_unit_test(test_last),
+		cmocka_unit_test(test_version_1_file),
 		cmocka_unit_test(test_errors),
 	};
 
