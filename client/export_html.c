@@ -98,6 +98,13 @@ static void write_session(FILE *out, const struct profile *p)
 	fprintf(out, ",\"ticks\":%" PRId64 ",\"thread_samples\":%" PRId64
 		",\"late_ticks\":%" PRId64 ",\"eintr_caused\":%" PRId64,
 		p->ticks, p->thread_samples, p->late_ticks, p->eintr_caused);
+	/* How running threads were sampled; null in sessions from before perch kept it. */
+	key(out, "sampling");
+	json_string(out, p->sampling);
+	if (p->sampling != NULL)
+		fprintf(out, ",\"max_stops\":%" PRId64 ",\"kernel_samples\":%" PRId64
+			",\"stopped_samples\":%" PRId64, p->max_stops, p->kernel_samples,
+			p->stopped_samples);
 	key(out, "target_cpu_s");
 	if (p->target_cpu_ns >= 0)
 		fprintf(out, "%.3f}", (double)p->target_cpu_ns / 1e9);

@@ -131,7 +131,7 @@ static int64_t record(struct store *st, const char *name, bool with_samples)
 		.name = name, .pid = 4242, .exe = APP,
 		.cmdline = APP " --threads 2 --name " HOSTILE, .owner_uid = 0,
 		.requested_by = 0, .schedule_id = -1, .started_ns = T0, .duration_s = 1,
-		.rate_hz = 99, .mode = "wall",
+		.rate_hz = 99, .mode = "wall", .max_stops = 2,
 	};
 	static const char *const names[] = { "burner", "burner-0", "burner-1" };
 	struct interner *in = interner_create();
@@ -162,6 +162,8 @@ static int64_t record(struct store *st, const char *name, bool with_samples)
 	b->ticks = with_samples ? TICKS : 0;
 	b->thread_samples = with_samples ? 3 * TICKS : 0;
 	b->late_ticks = with_samples ? 2 : 0;
+	b->kernel_samples = with_samples ? 196 : 0;
+	b->stopped_samples = with_samples ? 2 : 0;
 	store_append(st, b);
 	assert_int_equal(store_session_end(st, id, "complete", NULL, T0 + TICKS * TICK_NS,
 					   with_samples ? 2020000000 : 0), 0);
@@ -413,6 +415,8 @@ static void test_page_text(void **state)
 	assert_non_null(strstr(json, "[\"msort_with_tmp\",null,0,"));
 	assert_non_null(strstr(json, "\"" LIBC "\""));
 	assert_non_null(strstr(json, "\"ticks\":100,"));
+	assert_non_null(strstr(json, "\"sampling\":\"kernel\",\"max_stops\":2,"
+			       "\"kernel_samples\":196,\"stopped_samples\":2,"));
 	/* The root: 300 samples, none its own, two kids (clone3 and _start). */
 	assert_non_null(strstr(json, "\"tree\":[-1,300,0,2,"));
 	free(json);
@@ -457,6 +461,8 @@ static void test_in_chromium(void **state)
 	/* ...and the library frames of the group it unfolded. */
 	assert_non_null(strstr(dom, "<span class=\"fn\">start_thread</span>"));
 	assert_non_null(strstr(dom, "<span class=\"fn\">clone3</span>"));
+	/* How running threads were sampled, in the header's tiles. */
+	assert_non_null(strstr(dom, "196 kernel samples, 2 stops"));
 	/* The command line was shown as text, not run. */
 	title = between(dom, "<title>", "</title>");
 	assert_non_null(title);

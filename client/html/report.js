@@ -219,6 +219,16 @@
           (100 * s.target_cpu_s / s.duration_s).toFixed(0) + ' % of one CPU'),
       tile('Threads', String(data.threads.length),
         names.slice(0, 4).join(', ') + (names.length > 4 ? ', …' : ''), names.join(', ')));
+    if (s.sampling === 'ptrace') {
+      tiles.append(tile('Running threads', 'Stops', s.stopped_samples + ' stops, ' +
+        (s.max_stops < 0 ? 'every one each tick' : 'at most ' + s.max_stops + ' a tick'),
+        'Recorded with --ptrace-only: running threads were stopped to be sampled.'));
+    } else if (s.sampling === 'kernel') {
+      tiles.append(tile('Running threads', s.kernel_samples > 0 ? 'Kernel' : 'Stops',
+        s.kernel_samples + ' kernel samples, ' + s.stopped_samples + ' stops',
+        'The kernel sampled running threads without stopping them; a stop is a ' +
+        "thread's first running tick, or every one where perf events are not allowed."));
+    }
     h.append(tiles);
     if (s.error) h.append(el('div', 'error', 'Error: ' + s.error));
   }
