@@ -349,12 +349,24 @@ static void place_sampler(struct session *s, const cpu_set_t *want)
 static void follow_target_cpus(struct session *s)
 {
 	unsigned int running = 0;
+	bool at_look = false;
 	cpu_set_t want;
 	int host;
 
 	CPU_ZERO(&want);
 	for (size_t i = 0; i < s->nproc; i++)
-		running += target_running_cpus(s->procs[i].t, &want);
+		running += target_running_cpus(s->procs[i].t, &want, &at_look);
+	/*
+	 * Every thread that runs has a kernel sampler: the tick counts each by
+	 * its ring's record of the due time, which the sampler's wake-up comes
+	 * after, wherever it wakes.  Then placing it buys nothing and costs a
+	 * read of /proc/loadavg a tick (5 % of perchd's CPU at 999 Hz) and,
+	 * when other processes run, two migrations a tick.
+	 */
+	if (!at_look) {
+		place_sampler(s, &s->allowed);
+		return;
+	}
 	CPU_AND(&want, &want, &s->allowed);
 	/*
 	 * Other processes count as running when they were runnable at a

@@ -133,8 +133,9 @@ struct target_stats {
 	uint64_t kernel_looks;		/* running thread-ticks settled by the ring, no read */
 	/*
 	 * Thread-ticks the ring showed asleep at the due time and running at
-	 * the look: counted as blocked (LAST_BLOCKED), or as running when no
-	 * blocked stack of the thread was known yet (woke_unknown).
+	 * the look: counted as blocked (LAST_BLOCKED), or, when no blocked
+	 * stack of the thread was known yet, skipped and owed to its next
+	 * blocked sample (woke_unknown).
 	 */
 	uint64_t kernel_woke;
 	uint64_t kernel_woke_unknown;
@@ -208,9 +209,12 @@ void target_close(struct target *t);
 /*
  * Adds to *set the CPUs of the threads that ran between their last two
  * samples (where they were last seen); returns how many threads were found
- * running at the last tick.
+ * running (on a CPU or waiting for one) at the last tick.  Sets *at_look
+ * when one of them has no kernel sampler, so that the next tick judges it
+ * by what it does when the sampler gets to it, not by its ring's record of
+ * the due time (docs/DESIGN.md, "Where the sampler runs").
  */
-unsigned int target_running_cpus(const struct target *t, cpu_set_t *set);
+unsigned int target_running_cpus(const struct target *t, cpu_set_t *set, bool *at_look);
 
 pid_t target_pid(const struct target *t);
 const struct target_stats *target_stats(const struct target *t);

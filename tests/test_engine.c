@@ -1004,6 +1004,74 @@ static void tick_at(struct target *t, uint64_t due, struct perch_sample *s)
 }
 
 /*
+ * A thread asleep when a tick was due and running when looked at, before
+ * any blocked stack of it is known: the tick is skipped, not counted
+ * running with where it runs after waking, and its next blocked sample
+ * stands for it too (weight 2).
+ */
+static void test_kernel_asleep_before_blocked_known(void **state)
+{
+	const char *args[] = { "--spin-ms", "300", "--sleep-ms", "300", NULL };
+	struct target_opts opts = { .kernel_period_ns = 5 * 1000 * 1000 };
+	const struct perch_thread *th = NULL;
+	struct perch_sample s;
+	struct target *t = NULL;
+	struct child c;
+	uint64_t due, unknown;
+	pid_t tid = 0;
+	bool ready = false;
+
+	(void)state;
+	if (!kernel_samples_allowed())
+		skip();
+	assert_int_equal(spawn_target(&c, "phases", args), 0);
+	/*
+	 * A kernel sample of it while it spins, and no tick in a sleep (which
+	 * would copy its blocked stack): a fresh target each try.
+	 */
+	for (int attempt = 0; attempt < 20 && !ready; attempt++) {
+		bool blocked_seen = false;
+
+		if (t != NULL)
+			target_close(t);
+		t = open_target_opts(c.pid, &opts);
+		for (int i = 0; i < 30 && !ready && !blocked_seen; i++) {
+			tick_at(t, 0, &s);
+			th = thread_named(&s, "phases-0");
+			if (th != NULL && th->capture != PERCH_CAPTURE_KERNEL &&
+			    th->capture != PERCH_CAPTURE_STOPPED)
+				blocked_seen = true;
+			else if (th != NULL && th->capture == PERCH_CAPTURE_KERNEL) {
+				tid = th->tid;
+				ready = true;
+			}
+			usleep(5000);
+		}
+		if (!ready)
+			usleep(200000);
+	}
+	assert_true(ready);
+	due = moment_in_state(c.pid, tid, 'S');
+	assert_true(wait_state(c.pid, tid, 'R'));
+	assert_true(wait_ran(c.pid, tid));
+	unknown = target_stats(t)->kernel_woke_unknown;
+	tick_at(t, due, &s);
+	assert_null(thread_named(&s, "phases-0"));
+	assert_int_equal(target_stats(t)->kernel_woke_unknown, unknown + 1);
+	/* Its next sleep: read blocked, standing for the skipped tick too. */
+	assert_true(wait_state(c.pid, tid, 'S'));
+	tick_at(t, 0, &s);
+	th = thread_named(&s, "phases-0");
+	assert_non_null(th);
+	assert_int_equal(th->capture, PERCH_CAPTURE_BLOCKED);
+	assert_int_equal(th->state, 'S');
+	assert_int_equal(th->weight, 2);
+	assert_true(find_func(th, "phase_sleep") >= 0);
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
+}
+
+/*
  * More spinning threads than CPUs: at any moment at most one per CPU is on
  * one, the others were preempted and wait.  A kernel-sampled thread is R
  * only when it was on a CPU at the tick, W when it waited; the kernel's own
@@ -1306,6 +1374,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_kernel_samples_running_threads, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_samples_no_syscall_bias, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_state_at_due_time, kill_targets),
+		cmocka_unit_test_teardown(test_kernel_asleep_before_blocked_known, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_samples_waiting_threads, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_sampled_thread_blocks, kill_targets),
 		cmocka_unit_test_teardown(test_target_exits_mid_sampling, kill_targets),
