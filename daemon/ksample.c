@@ -33,8 +33,13 @@
 
 /* Samples the ring holds between two looks at a thread that runs all along. */
 #define RING_SAMPLES 6
-/* Samples taken between two draws of the period (next_period). */
+/*
+ * Samples taken between two draws of the period (next_period), at a look
+ * that finds the thread off its CPU; or, for a thread that never is, at
+ * the first look after REDRAW_FORCE.
+ */
 #define REDRAW_EVERY 8
+#define REDRAW_FORCE 32
 
 struct ksampler {
 	struct perfring ring;
@@ -214,7 +219,11 @@ static int read_sample(const struct ksampler *k, uint64_t pos, size_t size,
  * no clear aliasing there, the draw is a precaution.  Restarting the
  * countdown is a function call on the thread's CPU when it runs, which the
  * ioctl waits for: after every sample it was 12 % of perchd's time with 16
- * running threads at 999 Hz (smp_call_function_single).
+ * running threads at 999 Hz (smp_call_function_single), after every 8th
+ * still 5-9 %.  A thread off its CPU (asleep, or preempted: most of them
+ * when threads outnumber CPUs) takes the new period without that call, so
+ * the draw waits for a look that finds it so, or, for a thread that never
+ * leaves its CPU, for REDRAW_FORCE samples.
  */
 static void next_period(struct ksampler *k)
 {
@@ -298,7 +307,10 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 	look->at_due = k->state;
 	look->now = state;
 	perfring_release(&k->ring, upto);
-	if (rc > 0 && ++k->takes >= REDRAW_EVERY) {
+	if (rc > 0)
+		k->takes++;
+	if (k->takes >= REDRAW_FORCE ||
+	    (k->takes >= REDRAW_EVERY && state != KSAMPLE_RUNNING && state != KSAMPLE_UNKNOWN)) {
 		k->takes = 0;
 		next_period(k);
 	}
