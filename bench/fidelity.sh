@@ -194,7 +194,9 @@ for p in redis xz sqlite3 burner1; do
 		"$(val $p maxsd2)" "$(val $p meddiff)" "$(val $p kleaf)"
 	[ "$p" = burner1 ] && continue
 	# ≥ 8/10, scaled when a side saw fewer than 10 functions.
-	if awk -v o=$o -v n=$of -v w=$worst_overlap 'BEGIN { exit !(n == 0 || o / n < w) }'; then
+	# The first program sets it (all 10/10 must still name one).
+	if awk -v o=$o -v n=$of -v w=$worst_overlap -v t="$worst_text" \
+		'BEGIN { exit !(t == "" || n == 0 || o / n < w) }'; then
 		worst_overlap=$(awk -v o=$o -v n=$of 'BEGIN { print n ? o / n : 0 }')
 		worst_text="$o/$of ($p)"
 	fi
