@@ -18,7 +18,6 @@
  * inheriting is what table 2 of issue 5 needed to know (perf starts the
  * burner there, perch attaches).
  */
-#include <dirent.h>
 #include <linux/perf_event.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -59,26 +58,18 @@ static double run(const char *threads, uint64_t period_ns, size_t stack)
 		exit(1);
 	}
 	if (period_ns > 0) {
-		char path[64];
-		struct dirent *e;
-		DIR *d;
+		pid_t tids[MAX_THREADS];
+		int nt = proc_threads(c.pid, tids, MAX_THREADS);
 
-		snprintf(path, sizeof path, "/proc/%d/task", (int)c.pid);
-		d = opendir(path);
-		while (d != NULL && (e = readdir(d)) != NULL && n < MAX_THREADS) {
-			int tid = atoi(e->d_name), rc;
+		for (int i = 0; i < nt; i++) {
+			int rc = ksample_open(tids[i], period_ns, stack, &ks[n]);
 
-			if (tid <= 0)
-				continue;
-			rc = ksample_open(tid, period_ns, stack, &ks[n]);
 			if (rc < 0) {
 				fprintf(stderr, "bench_event_cost: ksample_open: %s\n", strerror(-rc));
 				exit(1);
 			}
 			ksample_assume(ks[n++], KSAMPLE_RUNNING);
 		}
-		if (d != NULL)
-			closedir(d);
 	}
 	for (;;) {
 		siginfo_t info = { .si_pid = 0 };
@@ -181,17 +172,11 @@ static double run_raw(const char *threads, bool sampled, bool inherit, size_t st
 		exit(1);
 	}
 	if (sampled && !inherit) {
-		char path[64];
-		struct dirent *e;
-		DIR *d;
+		pid_t tids[MAX_THREADS];
+		int nt = proc_threads(pid, tids, MAX_THREADS);
 
-		snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
-		d = opendir(path);
-		while (d != NULL && (e = readdir(d)) != NULL && n < MAX_THREADS)
-			if (atoi(e->d_name) > 0)
-				open_or_die(&attr, atoi(e->d_name), -1, pages, &rings[n++]);
-		if (d != NULL)
-			closedir(d);
+		for (int i = 0; i < nt; i++)
+			open_or_die(&attr, tids[i], -1, pages, &rings[n++]);
 	}
 	*samples = 0;
 	for (;;) {
