@@ -49,6 +49,14 @@ struct ksampler {
 	uint64_t rng;		/* xorshift state for the next period */
 	unsigned int takes;	/* samples taken since the last draw */
 	enum ksample_state state;	/* after the last record handed back */
+	/*
+	 * Also after the last record handed back: time on a CPU since the
+	 * newest sample (ran_known false: no sample yet, or records lost
+	 * since), and when the thread last went on one (on_since: valid while
+	 * state is KSAMPLE_RUNNING and ran_known).
+	 */
+	uint64_t ran_ns, on_since;
+	bool ran_known;
 };
 
 size_t ksample_attr(uint64_t period_ns, size_t *stack_bytes, struct perf_event_attr *attr)
@@ -253,7 +261,8 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 	uint64_t pos = perfring_tail(&k->ring), newest = 0, upto = pos;
 	size_t newest_size = 0;
 	enum ksample_state state = k->state;
-	bool found = false, after = false;
+	uint64_t ran = k->ran_ns, on_since = k->on_since;
+	bool found = false, after = false, ran_known = k->ran_known;
 	int rc = 0;
 
 	look->switched = false;
@@ -275,18 +284,32 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 		if (!after && time > due_ns) {
 			after = true;
 			k->state = state;
+			k->ran_ns = ran;
+			k->on_since = on_since;
+			k->ran_known = ran_known;
 			upto = pos;
 		}
 		if (h.type == PERF_RECORD_SAMPLE && !after) {
 			newest = pos + sizeof h + sizeof time;
 			newest_size = h.size - sizeof h - sizeof time;
 			found = true;
+			/* A sample is taken on a CPU: the count starts again from it. */
+			ran = 0;
+			on_since = time;
+			ran_known = true;
 		} else if (h.type == PERF_RECORD_SWITCH) {
-			state = switch_state(h.misc);
+			enum ksample_state next = switch_state(h.misc);
+
+			if (state == KSAMPLE_RUNNING && next != KSAMPLE_RUNNING && time > on_since)
+				ran += time - on_since;
+			else if (next == KSAMPLE_RUNNING)
+				on_since = time;
+			state = next;
 			look->switched |= !after;
 		} else if (h.type == PERF_RECORD_LOST) {
 			/* Switches may be among the lost: unknown until the next one. */
 			state = KSAMPLE_UNKNOWN;
+			ran_known = false;
 			look->switched |= !after;
 			if (h.size >= sizeof h + 24)
 				k->lost += ring_u64(k, pos + sizeof h + 8);
@@ -295,6 +318,9 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 	}
 	if (!after) {
 		k->state = state;
+		k->ran_ns = ran;
+		k->on_since = on_since;
+		k->ran_known = ran_known;
 		upto = pos;
 	}
 	if (found && rc == 0)
@@ -302,9 +328,14 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 	if (rc < 0) {
 		/* Unreadable: hand everything back, and know nothing until the next switch. */
 		k->state = state = KSAMPLE_UNKNOWN;
+		k->ran_known = false;
 		upto = head;
 	}
 	look->at_due = k->state;
+	look->ran_ns = !k->ran_known ? KSAMPLE_RAN_UNKNOWN
+		       : k->state == KSAMPLE_RUNNING && due_ns > k->on_since
+			       ? k->ran_ns + (due_ns - k->on_since)
+			       : k->ran_ns;
 	look->now = state;
 	perfring_release(&k->ring, upto);
 	if (rc > 0)
@@ -319,7 +350,19 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 
 void ksample_assume(struct ksampler *k, enum ksample_state state)
 {
+	struct timespec now;
+
 	k->state = state;
+	/* The event counts the thread's CPU time from its opening, a moment ago. */
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	k->on_since = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+	k->ran_ns = 0;
+	k->ran_known = true;
+}
+
+uint64_t ksample_period_ns(const struct ksampler *k)
+{
+	return k->period_ns;
 }
 
 size_t ksample_stack_bytes(const struct ksampler *k)

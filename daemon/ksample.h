@@ -76,7 +76,19 @@ struct ksample_look {
 	enum ksample_state at_due;	/* the state at the due time */
 	enum ksample_state now;		/* after the newest record in the ring */
 	bool switched;			/* any switch up to the due time */
+	/*
+	 * Time the thread spent on a CPU between its newest sample and the
+	 * due time, from the switch records in between, or KSAMPLE_RAN_UNKNOWN
+	 * (no sample yet, or records were lost since).  A thread that ran
+	 * well over a period without a sample has had its sampling throttled
+	 * by the kernel; one that ran less than a period is simply not due,
+	 * however long ago its last sample was (many threads sharing few
+	 * CPUs each run a small part of the time).
+	 */
+	uint64_t ran_ns;
 };
+
+#define KSAMPLE_RAN_UNKNOWN UINT64_MAX
 
 /*
  * Looks at the records up to due_ns (CLOCK_MONOTONIC) that earlier looks
@@ -98,6 +110,9 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
  * decides instead.
  */
 void ksample_assume(struct ksampler *k, enum ksample_state state);
+
+/* The mean sampling period asked for, ns of the thread's CPU time. */
+uint64_t ksample_period_ns(const struct ksampler *k);
 
 /* The stack bytes asked of each sample. */
 size_t ksample_stack_bytes(const struct ksampler *k);

@@ -33,9 +33,11 @@
 #define WATCH_MOVED_MAX 8
 /*
  * How long a thread may be found running with no kernel sample before it is
- * stopped instead (take_kernel_sample).
+ * stopped instead, when its ring cannot tell how long it ran (kernel_settle).
  */
 #define KERNEL_WAIT_MAX_NS (50 * 1000000ull)
+/* Periods on a CPU without a sample that mean the kernel throttled it. */
+#define KERNEL_OVERDUE 3
 
 /* How a thread's sample is going, within one tick. */
 enum step {
@@ -887,26 +889,39 @@ static bool kernel_copy_wrong(const struct tstate *ts)
 }
 
 /*
- * A thread running, and a look at its ring made (rc from ksample_take).
- * Returns true when that settled it: the kernel took a sample since the last
- * look (STEP_KERNEL), or none came and it is skipped, its next running
- * sample standing for this tick too, as for max_stops.  No sample comes
- * while a running thread waits for a CPU, or runs in bursts too short to
- * cross the period; either way its stack is what it was at its last run,
- * and the next sample shows where it runs.  Returns false when it must be
- * stopped: no sample came for KERNEL_WAIT_MAX_NS (the kernel throttles
- * sampling events whose interrupts take too long), so that no thread goes
- * unsampled for long.
+ * A thread running, and a look at its ring made (rc from ksample_take, what
+ * it found in *look).  Returns true when that settled it: the kernel took a
+ * sample since the last look (STEP_KERNEL), or none came and it is skipped,
+ * its next running sample standing for this tick too, as for max_stops.  No
+ * sample comes while a running thread waits for a CPU, or before it has run
+ * a whole period since its last one: many threads sharing few CPUs each run
+ * a small part of the time (16 burner threads on 2 CPUs at 99 Hz: a sample
+ * every ~80 ms of wall-clock time).  Either way its stack is what it was at
+ * its last run, and the next sample shows where it runs.  Returns false when
+ * it must be stopped: its ring shows it on a CPU for KERNEL_OVERDUE periods
+ * since its last sample with none taken, which is the kernel throttling
+ * sampling events whose interrupts take too long; or, when the ring cannot
+ * tell (records lost), no sample came for KERNEL_WAIT_MAX_NS.  So no thread
+ * goes unsampled for long.  Until 2026-11-26 20:00 the wall-clock bound alone
+ * decided, and stopped 36 % of the thread-samples of 16 burner threads at
+ * 99 Hz (docs/DESIGN.md, "Running threads: kernel samples").
  */
-static bool kernel_settle(struct target *t, struct tstate *ts, int rc)
+static bool kernel_settle(struct target *t, struct tstate *ts, int rc,
+			  const struct ksample_look *look)
 {
+	bool due;
+
 	if (rc > 0) {
 		ts->step = STEP_KERNEL;
 		ts->ks_last_ns = mono_ns();
 		ts->skips_in_row = 0;
 		return true;
 	}
-	if (rc == 0 && mono_ns() - ts->ks_last_ns < KERNEL_WAIT_MAX_NS) {
+	if (look->ran_ns != KSAMPLE_RAN_UNKNOWN)
+		due = look->ran_ns < KERNEL_OVERDUE * ksample_period_ns(ts->ks);
+	else
+		due = mono_ns() - ts->ks_last_ns < KERNEL_WAIT_MAX_NS;
+	if (rc == 0 && due) {
 		ts->step = STEP_SKIPPED;
 		ts->owed++;
 		t->stats.kernel_waits++;
@@ -970,7 +985,7 @@ static bool take_kernel_sample(struct target *t, struct tstate *ts)
 	/* kernel_look took one before finding that it had to read the thread. */
 	if (rc == 0 && ts->ks_held)
 		rc = 1;
-	if (kernel_settle(t, ts, rc))
+	if (kernel_settle(t, ts, rc, &look))
 		return true;
 	/* Stopped now: the next wait counts from here. */
 	ts->ks_last_ns = mono_ns();
@@ -1032,7 +1047,7 @@ static bool kernel_look(struct target *t, struct tstate *ts)
 	 * only time on a CPU).
 	 */
 	ts->st.state = look.at_due == KSAMPLE_WAITING ? 'W' : 'R';
-	if (!kernel_settle(t, ts, rc))
+	if (!kernel_settle(t, ts, rc, &look))
 		/* To be stopped: read first, as any thread to be stopped is. */
 		return false;
 	t->running++;

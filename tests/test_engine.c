@@ -1127,6 +1127,55 @@ static void test_kernel_samples_waiting_threads(void **state)
 }
 
 /*
+ * Eight spinners a CPU, sampled every 20 ms of their CPU time: each runs an
+ * eighth of the time, so its samples come ~160 ms apart.  A thread found
+ * running between them is not yet due for one and is skipped; it is not
+ * stopped, as it was while a wall-clock bound of 50 ms decided (a third of
+ * the thread-samples of 16 burner threads at 99 Hz were stops).  Stops stay
+ * for throttled events, which a look tells by the thread's time on a CPU
+ * since its last sample.
+ */
+static void test_kernel_oversubscribed_not_stopped(void **state)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	char nthreads[24];
+	const char *args[] = { "--threads", nthreads, NULL };
+	struct target_opts opts = { .kernel_period_ns = 20 * 1000 * 1000 };
+	uint64_t stops0, kernel0, stops, kernel;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+
+	(void)state;
+	if (!kernel_samples_allowed())
+		skip();
+	snprintf(nthreads, sizeof nthreads, "%ld", cpus * 8 < 64 ? cpus * 8 : 64);
+	assert_int_equal(spawn_target(&c, "burner", args), 0);
+	t = open_target_opts(c.pid, &opts);
+	/* Every thread's sampler opened (each after one stop) and its first sample in. */
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(target_sample(t, &s), 0);
+		usleep(5000);
+	}
+	stops0 = target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED];
+	kernel0 = target_stats(t)->thread_samples[PERCH_CAPTURE_KERNEL];
+	for (int i = 0; i < 150; i++) {
+		assert_int_equal(target_sample(t, &s), 0);
+		usleep(5000);
+	}
+	stops = target_stats(t)->thread_samples[PERCH_CAPTURE_STOPPED] - stops0;
+	kernel = target_stats(t)->thread_samples[PERCH_CAPTURE_KERNEL] - kernel0;
+	print_message("%s spinners on %ld CPUs, 150 ticks: %llu kernel samples, %llu stops, "
+		      "%llu running ticks skipped\n", nthreads, cpus, (unsigned long long)kernel,
+		      (unsigned long long)stops, (unsigned long long)target_stats(t)->kernel_waits);
+	assert_true(kernel > 0);
+	/* A sampler reopened for a new stack size costs one stop. */
+	assert_true(stops <= 2);
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
+}
+
+/*
  * A tick counts what a kernel-sampled thread was doing when it was due,
  * not when the engine got to look (docs/DESIGN.md, "The state at the due
  * time"): a thread running at the due time and asleep at the look is
@@ -1376,6 +1425,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_kernel_state_at_due_time, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_asleep_before_blocked_known, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_samples_waiting_threads, kill_targets),
+		cmocka_unit_test_teardown(test_kernel_oversubscribed_not_stopped, kill_targets),
 		cmocka_unit_test_teardown(test_kernel_sampled_thread_blocks, kill_targets),
 		cmocka_unit_test_teardown(test_target_exits_mid_sampling, kill_targets),
 		cmocka_unit_test_teardown(test_sampler_killed_leaves_target_running, kill_targets),

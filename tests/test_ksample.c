@@ -277,6 +277,90 @@ static void test_state_at_due_time(void **state)
 	finish(&s, th, pipefd);
 }
 
+static uint64_t thread_cpu_ns(pthread_t th)
+{
+	struct timespec ts;
+	clockid_t id;
+
+	assert_int_equal(pthread_getcpuclockid(th, &id), 0);
+	assert_int_equal(clock_gettime(id, &ts), 0);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t diff(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/*
+ * The time on a CPU since the newest sample, from the switch records: what
+ * tells a thread not yet due for a sample from one the kernel throttled.
+ * Against the thread's own CPU clock: spinning with no sample due (a 10-s
+ * period), asleep (no CPU time, however long), and after a sample (less
+ * than a period).
+ */
+static void test_time_on_cpu_since_sample(void **state)
+{
+	struct thread_snapshot snap = { 0 };
+	struct ksampler *k = NULL;
+	struct ksample_look look;
+	static struct spinner s;
+	uint64_t cpu0, cpu1, ran;
+	int pipefd[2];
+	pthread_t th;
+
+	(void)state;
+	start(&s, &th, pipefd);
+	if (!allowed(ksample_open(atomic_load(&s.tid), 10000 * MS, 4096, &k))) {
+		finish(&s, th, pipefd);
+		return;
+	}
+	/* Nothing known before an assumption or a sample. */
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_true(look.ran_ns == KSAMPLE_RAN_UNKNOWN);
+	ksample_assume(k, KSAMPLE_RUNNING);
+	cpu0 = thread_cpu_ns(th);
+	usleep(60000);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	cpu1 = thread_cpu_ns(th);
+	print_message("spinning: %.2f ms on a CPU by the ring, %.2f by the thread's clock\n",
+		      (double)look.ran_ns / 1e6, (double)(cpu1 - cpu0) / 1e6);
+	assert_true(look.ran_ns != KSAMPLE_RAN_UNKNOWN);
+	assert_true(diff(look.ran_ns, cpu1 - cpu0) < 3 * MS);
+	/* Asleep: the count stops. */
+	atomic_store(&s.blocked, true);
+	usleep(20000);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
+	ran = look.ran_ns;
+	assert_true(diff(ran, thread_cpu_ns(th) - cpu0) < 3 * MS);
+	usleep(50000);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_true(look.ran_ns == ran);
+	ksample_close(k);
+
+	/* With samples every 5 ms: never more than a period since the newest. */
+	assert_int_equal(ksample_open(atomic_load(&s.tid), 5 * MS, 4096, &k), 0);
+	ksample_assume(k, KSAMPLE_ASLEEP);
+	wake(&s, pipefd);
+	for (int i = 0, got = 0; i < 10 || got == 0; i++) {
+		int rc;
+
+		assert_true(i < 100);
+		usleep(20000);
+		rc = ksample_take(k, now_ns(), &snap, &look);
+		got += rc;
+		if (rc == 1) {
+			assert_true(look.ran_ns != KSAMPLE_RAN_UNKNOWN);
+			assert_true(look.ran_ns < 2 * ksample_period_ns(k));
+		}
+	}
+	assert_int_equal(ksample_period_ns(k), 5 * MS);
+	ksample_close(k);
+	thread_snapshot_free(&snap);
+	finish(&s, th, pipefd);
+}
+
 /* Sizes: rounded up to whole words, capped where the kernel's record ends. */
 static void test_stack_sizes_and_errors(void **state)
 {
@@ -308,6 +392,7 @@ int main(void)
 		cmocka_unit_test(test_running_thread_sampled),
 		cmocka_unit_test(test_blocked_thread_no_sample),
 		cmocka_unit_test(test_state_at_due_time),
+		cmocka_unit_test(test_time_on_cpu_since_sample),
 		cmocka_unit_test(test_stack_sizes_and_errors),
 	};
 
