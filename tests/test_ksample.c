@@ -361,6 +361,50 @@ static void test_time_on_cpu_since_sample(void **state)
 	finish(&s, th, pipefd);
 }
 
+/*
+ * A ring left unread until it is full drops records at its end without a
+ * trace (a lost record comes only once there is room again), a switch to
+ * sleep among them: the look cannot tell the thread's state, and says so
+ * rather than the state of its newest record.  Room again, the next switch
+ * tells.
+ */
+static void test_full_ring_unknown(void **state)
+{
+	struct thread_snapshot snap = { 0 };
+	struct ksampler *k = NULL;
+	struct ksample_look look;
+	static struct spinner s;
+	int pipefd[2];
+	pthread_t th;
+
+	(void)state;
+	start(&s, &th, pipefd);
+	if (!allowed(ksample_open(atomic_load(&s.tid), 1 * MS, 4096, &k))) {
+		finish(&s, th, pipefd);
+		return;
+	}
+	ksample_assume(k, KSAMPLE_RUNNING);
+	/* Far more than the ring's samples: it is full. */
+	usleep(100000);
+	atomic_store(&s.blocked, true);
+	usleep(20000);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 1);
+	assert_int_equal(look.at_due, KSAMPLE_UNKNOWN);
+	assert_int_equal(look.now, KSAMPLE_UNKNOWN);
+	assert_true(look.ran_ns == KSAMPLE_RAN_UNKNOWN);
+	/* Emptied: woken to read a byte and asleep again, it is known asleep. */
+	assert_int_equal(write(pipefd[1], "x", 1), 1);
+	usleep(20000);
+	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
+	assert_int_equal(look.now, KSAMPLE_ASLEEP);
+	assert_true(look.switched);
+	assert_true(ksample_lost(k) > 0);
+	ksample_close(k);
+	thread_snapshot_free(&snap);
+	finish(&s, th, pipefd);
+}
+
 /* Sizes: rounded up to whole words, capped where the kernel's record ends. */
 static void test_stack_sizes_and_errors(void **state)
 {
@@ -393,6 +437,7 @@ int main(void)
 		cmocka_unit_test(test_blocked_thread_no_sample),
 		cmocka_unit_test(test_state_at_due_time),
 		cmocka_unit_test(test_time_on_cpu_since_sample),
+		cmocka_unit_test(test_full_ring_unknown),
 		cmocka_unit_test(test_stack_sizes_and_errors),
 	};
 
