@@ -132,6 +132,7 @@ struct target {
 	size_t visiting;		/* index of the thread being begun */
 	size_t first;			/* where this tick's visit starts */
 	unsigned int running;		/* threads found running this tick */
+	unsigned int reads;		/* threads its rings and watches did not settle */
 	unsigned int cpus;		/* online when opened */
 	bool watch_off;			/* switch watches cannot work here */
 	bool kernel_off;		/* kernel samples cannot work here */
@@ -1085,6 +1086,7 @@ static bool begin_thread(struct target *t, struct tstate *ts)
 		return false;
 	if (kernel_look(t, ts))
 		return false;
+	t->reads++;
 	if (!skip_counters) {
 		if (read_sched(ts, &ts->run_ns, &ts->switches) < 0) {
 			ts->step = STEP_GONE;
@@ -1264,6 +1266,7 @@ static bool process_gone(pid_t pid)
 /* target_begin with a stop limit for this tick (0: none). */
 static int begin(struct target *t, unsigned int limit, uint64_t due_ns)
 {
+	uint64_t now;
 	unsigned int carried;
 	size_t start;
 	int rc;
@@ -1279,8 +1282,13 @@ static int begin(struct target *t, unsigned int limit, uint64_t due_ns)
 		t->out = xreallocarray(t->out, t->out_cap, sizeof *t->out);
 		t->jobs = xreallocarray(t->jobs, t->out_cap, sizeof *t->jobs);
 	}
+	/* The sample's wall-clock time is when it was due: ticks may be taken late (target.h). */
 	t->time_ns = real_ns();
-	t->due_ns = due_ns != 0 ? due_ns : mono_ns();
+	now = mono_ns();
+	if (due_ns != 0 && now > due_ns)
+		t->time_ns -= now - due_ns;
+	t->due_ns = due_ns != 0 ? due_ns : now;
+	t->reads = 0;
 	/*
 	 * Stops are started one after the other and collected as threads stop:
 	 * the tick costs the slowest thread's stop, not the sum of all.
@@ -1439,6 +1447,11 @@ unsigned int target_running_cpus(const struct target *t, cpu_set_t *set, bool *a
 			CPU_SET(ts->st.processor, set);
 	}
 	return n;
+}
+
+bool target_unattended(const struct target *t)
+{
+	return t->reads == 0 && t->njobs == 0 && !t->kernel_off;
 }
 
 pid_t target_pid(const struct target *t)

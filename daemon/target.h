@@ -192,7 +192,9 @@ int target_sample(struct target *t, struct perch_sample *out);
  *
  * due_ns is when the tick was due (CLOCK_MONOTONIC; 0: now): a thread
  * sampled by the kernel counts as running or blocked by what it was doing
- * then, not a few tens of microseconds later when the caller woke up.
+ * then, not a few tens of microseconds later when the caller woke up; a
+ * tick may be taken later still (target_unattended), and the sample's time
+ * is the due time's.
  *
  * target_begin returns as target_sample; target_end returns 0 or -ESRCH.
  */
@@ -205,6 +207,18 @@ int target_end(struct target *t, struct perch_sample *out);
  * stops first.
  */
 void target_close(struct target *t);
+
+/*
+ * Whether the last tick was settled by the threads' kernel-sample rings and
+ * switch watches alone: no thread's /proc files read, none stopped.  Such
+ * ticks can be taken late, several at one wake-up, with the same result:
+ * a ring says what its thread was doing at each due time and keeps the
+ * samples up to it, and a watch that has not moved since the last look
+ * proves its thread did not run at any of them.  A tick that needs more
+ * (a thread to read or to stop) reads it when the tick is taken, so the
+ * caller goes back to one tick per wake-up when this turns false.
+ */
+bool target_unattended(const struct target *t);
 
 /*
  * Adds to *set the CPUs of the threads that ran between their last two

@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -505,6 +506,7 @@ static void assert_status(const struct fx *f, int64_t id, const char *want)
 struct decoded {
 	uint32_t thread, stack;
 	char state;
+	uint64_t time_ns;
 };
 
 struct decode_ctx {
@@ -527,7 +529,7 @@ static int on_sample(void *arg, const struct codec_sample *s)
 		d->v = realloc(d->v, d->cap * sizeof *d->v);
 		assert_non_null(d->v);
 	}
-	d->v[d->n++] = (struct decoded){ d->thread, s->stack_id, s->state };
+	d->v[d->n++] = (struct decoded){ d->thread, s->stack_id, s->state, s->time_ns };
 	return 0;
 }
 
@@ -582,7 +584,7 @@ static void compare_counts(sqlite3 *db, int64_t id, struct decode_ctx *d)
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		struct decoded key = { (uint32_t)sqlite3_column_int(st, 0),
 				       (uint32_t)sqlite3_column_int(st, 1),
-				       (char)sqlite3_column_text(st, 2)[0] };
+				       (char)sqlite3_column_text(st, 2)[0], 0 };
 		int64_t run = 0;
 
 		while (i < d->n && by_key(&d->v[i], &key) == 0) {
@@ -1202,6 +1204,117 @@ static void test_concurrent(void **state)
 }
 
 /* ---- stops per tick --------------------------------------------------------- */
+
+/*
+ * Voluntary context switches of perchd's sampler thread (named
+ * perchd-sampler: one session at a time here), -1 when there is none: each
+ * is a wake-up from its timed wait, or a lock it waited for.
+ */
+static long sampler_sleeps(pid_t daemon)
+{
+	char path[96], buf[4096];
+	struct dirent *de;
+	long v = -1;
+	DIR *d;
+
+	snprintf(path, sizeof path, "/proc/%d/task", (int)daemon);
+	d = opendir(path);
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		char *p;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%.16s/comm", (int)daemon, de->d_name);
+		if (!read_status(path, buf, sizeof buf) || strcmp(buf, "perchd-sampler\n") != 0)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/task/%.16s/status", (int)daemon, de->d_name);
+		if (read_status(path, buf, sizeof buf) &&
+		    (p = strstr(buf, "\nvoluntary_ctxt_switches:")) != NULL)
+			v = atol(p + strlen("\nvoluntary_ctxt_switches:"));
+		break;
+	}
+	if (d != NULL)
+		closedir(d);
+	return v;
+}
+
+/* Ticks taken so far by a running session (the status op's samples). */
+static int64_t session_ticks(const struct fx *f, int64_t id)
+{
+	json_object *o = call(f, "{\"v\":1,\"id\":3,\"op\":\"status\"}\n"), *arr, *v;
+	int64_t n = -1;
+
+	if (o != NULL && json_object_object_get_ex(o, "sessions", &arr)) {
+		json_object *s = find_entry(arr, "session", id);
+
+		if (s != NULL && json_object_object_get_ex(s, "samples", &v))
+			n = json_object_get_int64(v);
+	}
+	json_object_put(o);
+	return n;
+}
+
+/*
+ * At 999 Hz on a target whose threads are all settled by their rings and
+ * watches (two spinning workers, a sleeping main thread), the sampler takes
+ * several ticks at each wake-up (session.c, COALESCE_SPAN_NS): it sleeps
+ * far fewer times than it takes ticks, and yet every tick is stored with
+ * its own time, the time it was due.  One wake-up per tick (before
+ * 2026-11-26 20:00) fails the first check; stamping ticks with the time
+ * they were taken fails the second.
+ */
+static void test_coalesced_ticks(void **state)
+{
+	struct fx *f = *state;
+	struct decode_ctx d = { 0 };
+	struct child burner;
+	struct cmd rec;
+	int64_t id, t0, t1, main_id;
+	long w0, w1;
+	size_t gaps = 0, short_gaps = 0;
+	sqlite3 *db;
+
+	daemon_start(f, NULL);
+	spawn_or_fail(&burner, "burner", NULL);
+	perch_bg(f, &rec, 0, "record", "-p", pid_str(burner.pid), "-r", "999", "-d", "3",
+		 "--no-autostart", NULL);
+	id = wait_recording(f, burner.pid);
+	/* Past the first ticks: samplers opened, the main thread watched. */
+	sleep_ms(500);
+	w0 = sampler_sleeps(f->daemon);
+	t0 = session_ticks(f, id);
+	sleep_ms(1000);
+	w1 = sampler_sleeps(f->daemon);
+	t1 = session_ticks(f, id);
+	print_message("999 Hz: %" PRId64 " ticks in 1 s, %ld sleeps of the sampler\n", t1 - t0,
+		      w1 - w0);
+	assert_true(w0 >= 0 && w1 >= w0 && t0 >= 0);
+	assert_true(t1 - t0 >= 500);
+	if ((double)(w1 - w0) >= 0.6 * (double)(t1 - t0))
+		fail_msg("the sampler slept %ld times for %" PRId64 " ticks", w1 - w0, t1 - t0);
+	assert_true(wait_cmd(f, &rec, 20000));
+	assert_int_equal(exit_code(&rec), 0);
+	free_cmd(&rec);
+
+	check_session_data(f, id);
+	db = db_ro(f);
+	main_id = q_int(db, "SELECT id FROM threads WHERE session_id = ?1 AND pid = tid", id);
+	decode_chunks(db, id, &d);
+	/* The main thread sleeps: one sample at every tick, each at its due time. */
+	for (size_t i = 1; i < d.n; i++) {
+		if (d.v[i].thread != (uint32_t)main_id || d.v[i - 1].thread != (uint32_t)main_id)
+			continue;
+		gaps++;
+		short_gaps += d.v[i].time_ns - d.v[i - 1].time_ns < 300000;
+	}
+	print_message("main thread: %zu gaps between samples, %zu under 0.3 ms\n", gaps,
+		      short_gaps);
+	assert_true(gaps >= 1000);
+	assert_true(short_gaps * 20 < gaps);
+	free(d.v);
+	sqlite3_close(db);
+	assert_int_equal(child_quit(&burner), 0);
+}
 
 /*
  * `perch record --stops 1 --ptrace-only` on four spinning threads (without
@@ -2495,6 +2608,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_status_stop, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_coalesced_ticks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_target_exits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_children, setup, teardown),
