@@ -31,7 +31,8 @@
  * time was in its timed wait (a profile of 2026-11-26 19:25).  The span
  * keeps a thread that runs all along within its ring (RING_SAMPLES in
  * ksample.c) and the ticks that need a read within a few milliseconds of
- * their due time; below 500 Hz every tick has its own wake-up.
+ * their due time; at 225 Hz and less (a period over 4.4 ms, jittered by 10 %)
+ * every tick has its own wake-up.
  */
 #define COALESCE_SPAN_NS 4000000ull
 #define COALESCE_MAX 4
