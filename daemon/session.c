@@ -569,10 +569,17 @@ static uint64_t jittered(struct session *s, uint64_t period)
 	return period - period / 10 + s->rng % (period / 5 + 1);
 }
 
-/* Hands the batch to the store with the session's totals; a fresh one back. */
+/*
+ * Hands the batch to the store with the session's totals; a fresh one back,
+ * with room for as many samples: growing it from nothing took a handful of
+ * reallocations a batch, the largest by mmap (3-4 % of perchd's time at 999
+ * Hz on 67 threads, a profile of 2026-11-26 20:25).
+ */
 static struct store_batch *hand_off(struct session *s, struct store_batch *b)
 {
 	uint64_t eintr = s->eintr_done;
+	size_t n = b->nsamples;
+	struct store_batch *next;
 
 	for (size_t i = 0; i < s->nproc; i++)
 		eintr += target_stats(s->procs[i].t)->eintr_caused;
@@ -583,7 +590,9 @@ static struct store_batch *hand_off(struct session *s, struct store_batch *b)
 	b->kernel_samples = atomic_load(&s->kernel_samples);
 	b->stopped_samples = atomic_load(&s->stopped_samples);
 	store_append(s->store, b);
-	return store_batch_new(s->id);
+	next = store_batch_new(s->id);
+	store_batch_reserve(next, n + n / 8);
+	return next;
 }
 
 /*

@@ -660,6 +660,14 @@ void store_batch_add_thread(struct store_batch *b, const struct store_thread *t)
 	b->threads[b->nthreads++] = *t;
 }
 
+void store_batch_reserve(struct store_batch *b, size_t n)
+{
+	if (n <= b->samples_cap)
+		return;
+	b->samples_cap = n;
+	b->samples = xreallocarray(b->samples, n, sizeof *b->samples);
+}
+
 void store_batch_add_sample(struct store_batch *b, const struct store_sample *s)
 {
 	if (b->nsamples == b->samples_cap) {

@@ -80,6 +80,8 @@ struct store_batch {
 };
 
 struct store_batch *store_batch_new(int64_t session_id);
+/* Room for n samples at once: the next batch of a session is the last one's size. */
+void store_batch_reserve(struct store_batch *b, size_t n);
 void store_batch_add_thread(struct store_batch *b, const struct store_thread *t);
 void store_batch_add_sample(struct store_batch *b, const struct store_sample *s);
 void store_batch_free(struct store_batch *b);

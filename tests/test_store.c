@@ -146,7 +146,12 @@ static void expect(struct fake *f, const struct store_sample *s)
 static void fake_ticks(struct fake *f, uint32_t nthreads, int ticks)
 {
 	struct store_batch *b = store_batch_new(f->id);
+	const struct store_sample *room;
 
+	/* Reserved room takes every sample without moving (hand_off's reuse). */
+	store_batch_reserve(b, (size_t)nthreads * (size_t)ticks + 1);
+	store_batch_reserve(b, 1);
+	room = b->samples;
 	for (; f->nthreads < nthreads; f->nthreads++) {
 		struct store_thread t = { .id = f->nthreads, .pid = 4242,
 					  .tid = 4242 + (pid_t)f->nthreads };
@@ -167,6 +172,8 @@ static void fake_ticks(struct fake *f, uint32_t nthreads, int ticks)
 			store_batch_add_sample(b, &s);
 			expect(f, &s);
 		}
+	assert_ptr_equal(b->samples, room);
+	assert_int_equal(b->samples_cap, (size_t)nthreads * (size_t)ticks + 1);
 	b->ticks = f->ticks;
 	b->thread_samples = f->ticks * nthreads;
 	b->late_ticks = 3;
