@@ -169,11 +169,14 @@ static int schedule_add(int argc, char **argv)
 		{ "name", required_argument, NULL, 'n' },
 		{ "keep", required_argument, NULL, 'k' },
 		{ "keep-for", required_argument, NULL, 'a' },
+		{ "stops", required_argument, NULL, 's' },
+		{ "ptrace-only", no_argument, NULL, 'P' },
 		{ NULL, 0, NULL, 0 },
 	};
 	json_object *f = json_object_new_object(), *reply;
 	double every = 0, dur = 0, v;
 	int64_t keep;
+	long stops;
 	int c, kinds = 0;
 
 	optind = 1;
@@ -209,6 +212,18 @@ static int schedule_add(int argc, char **argv)
 				goto bad_value;
 			json_object_object_add(f, "keep_age_s", json_object_new_double(v));
 			break;
+		case 's':
+			if (units_parse_stops(optarg, PROTO_MAX_STOPS, &stops) < 0) {
+				client_error("invalid --stops '%s' (1 to %d, or all)", optarg,
+					     PROTO_MAX_STOPS);
+				json_object_put(f);
+				return 2;
+			}
+			json_object_object_add(f, "max_stops", json_object_new_int64(stops));
+			break;
+		case 'P':
+			json_object_object_add(f, "ptrace_only", json_object_new_boolean(1));
+			break;
 		default:
 			json_object_put(f);
 			return client_usage("schedule");
@@ -236,12 +251,24 @@ bad_value:
 static void print_schedule(json_object *s)
 {
 	time_t next = (time_t)(num(s, "next_ns") / 1e9);
-	char when[32];
+	json_object *stops = NULL;
+	char when[32], how[48] = "";
 
 	strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&next));
-	printf("%8.0f  every %gs for %gs at %g Hz  %s '%s'%s  next %s\n",
+	/* Only what differs from perch record's defaults. */
+	if (json_object_object_get_ex(s, "max_stops", &stops) && stops != NULL) {
+		int64_t n = json_object_get_int64(stops);
+
+		if (n < 0)
+			snprintf(how, sizeof how, ", stops all");
+		else
+			snprintf(how, sizeof how, ", stops %" PRId64, n);
+	}
+	if (num(s, "ptrace_only"))
+		snprintf(how + strlen(how), sizeof how - strlen(how), ", ptrace only");
+	printf("%8.0f  every %gs for %gs at %g Hz%s  %s '%s'%s  next %s\n",
 	       num(s, "schedule"), num(s, "interval_s"), num(s, "duration_s"),
-	       num(s, "rate_hz"), str(s, "kind", "?"), str(s, "target", "?"),
+	       num(s, "rate_hz"), how, str(s, "kind", "?"), str(s, "target", "?"),
 	       num(s, "children") ? " with children" : "", when);
 }
 

@@ -86,17 +86,11 @@ static int parse(int argc, char **argv, struct record_opts *o)
 			}
 			break;
 		case 's':
-			if (strcmp(optarg, "all") == 0) {
-				o->max_stops = 0;
-				break;
-			}
-			v = strtol(optarg, &end, 10);
-			if (*end != '\0' || end == optarg || v < 1 || v > PROTO_MAX_STOPS) {
+			if (units_parse_stops(optarg, PROTO_MAX_STOPS, &o->max_stops) < 0) {
 				client_error("invalid --stops '%s' (1 to %d, or all)", optarg,
 					     PROTO_MAX_STOPS);
 				return 2;
 			}
-			o->max_stops = v;
 			break;
 		case 'c': o->children = true; break;
 		case 'n': o->name = optarg; break;

@@ -156,7 +156,7 @@ static const struct command commands[] = {
 		"profile a process every so often",
 		"  perch schedule add (--pid PID | --exe NAME | --cmdline TEXT) --every INTERVAL\n"
 		"                     --for DURATION [-r HZ] [--children] [--name NAME]\n"
-		"                     [--keep N] [--keep-for AGE]\n"
+		"                     [--keep N] [--keep-for AGE] [--stops N|all] [--ptrace-only]\n"
 		"  perch schedule ls [--json]\n"
 		"  perch schedule rm SCHEDULE\n"
 		"\n"
@@ -164,7 +164,8 @@ static const struct command commands[] = {
 		"pid): --exe matches the executable's file name, --cmdline a part of the\n"
 		"command line; the oldest matching process is profiled.  A firing that finds\n"
 		"no process is recorded as skipped.  --keep and --keep-for limit how many\n"
-		"of the schedule's sessions, and how old, are kept.\n",
+		"of the schedule's sessions, and how old, are kept.  --stops and\n"
+		"--ptrace-only are as for perch record.\n",
 		cmd_schedule,
 	},
 };

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -100,6 +101,27 @@ int units_parse_duration(const char *s, double *seconds)
 	if (!isfinite(total) || total > 1e9)
 		return -EINVAL;
 	*seconds = total;
+	return 0;
+}
+
+int units_parse_stops(const char *s, long max, long *stops)
+{
+	char *end;
+	long v;
+
+	if (s == NULL)
+		return -EINVAL;
+	if (strcmp(s, "all") == 0) {
+		*stops = 0;
+		return 0;
+	}
+	if (*s < '1' || *s > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 1 || v > max)
+		return -EINVAL;
+	*stops = v;
 	return 0;
 }
 

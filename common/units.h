@@ -15,4 +15,10 @@ int units_parse_duration(const char *s, double *seconds);
 /* Hertz, within [min, max].  Returns 0, -EINVAL or -ERANGE. */
 int units_parse_rate(const char *s, double min, double max, double *hz);
 
+/*
+ * A stop limit (--stops): "all" gives 0, a whole number from 1 to max gives
+ * itself.  Returns 0 or -EINVAL.
+ */
+int units_parse_stops(const char *s, long max, long *stops);
+
 #endif

@@ -217,6 +217,12 @@ static char *reply_error(int64_t id, const char *code, char *message)
 	return line;
 }
 
+/* session_params.max_stops from the protocol's max_stops (-1: default, 0: all). */
+static unsigned int stop_limit(int64_t max_stops)
+{
+	return max_stops < 0 ? 0 : max_stops == 0 ? UINT_MAX : (unsigned int)max_stops;
+}
+
 static char *handle_start(struct service *sv, const struct proto_request *req,
 			  const struct peer *peer)
 {
@@ -225,9 +231,7 @@ static char *handle_start(struct service *sv, const struct proto_request *req,
 		.rate_hz = req->start.rate_hz, .children = req->start.children,
 		.name = req->start.name, .requested_by = peer->uid, .schedule_id = -1,
 		.uid = peer->uid, .gid = peer->gid, .client_pid = peer->pid,
-		.max_stops = req->start.max_stops < 0 ? 0
-			     : req->start.max_stops == 0 ? UINT_MAX
-			     : (unsigned int)req->start.max_stops,
+		.max_stops = stop_limit(req->start.max_stops),
 		.ptrace_only = req->start.ptrace_only,
 	};
 	struct session *s;
@@ -378,6 +382,7 @@ static void fire(struct service *sv, const struct store_schedule *sc, uint64_t n
 		.duration_s = sc->duration_s, .rate_hz = sc->rate_hz,
 		.children = sc->children, .name = sc->name,
 		.requested_by = -1, .schedule_id = sc->id,
+		.max_stops = stop_limit(sc->max_stops), .ptrace_only = sc->ptrace_only,
 	};
 	const char *code = NULL, *outcome = "skipped";
 	char *cause = NULL, *ignored = NULL;
@@ -471,6 +476,10 @@ static json_object *schedule_json(const struct store_schedule *sc)
 			       json_object_new_int64(sc->keep_count) : NULL);
 	json_object_object_add(o, "keep_age_s", sc->keep_age_s > 0 ?
 			       json_object_new_double(sc->keep_age_s) : NULL);
+	/* As a session's: null the daemon's default (as many as CPUs), -1 all. */
+	json_object_object_add(o, "max_stops", sc->max_stops < 0 ? NULL :
+			       json_object_new_int64(sc->max_stops == 0 ? -1 : sc->max_stops));
+	json_object_object_add(o, "ptrace_only", json_object_new_boolean(sc->ptrace_only));
 	json_object_object_add(o, "owner_uid", json_object_new_int64(sc->owner_uid));
 	json_object_object_add(o, "next_ns", json_object_new_int64((int64_t)sc->next_ns));
 	return o;
@@ -485,6 +494,7 @@ static char *handle_schedule_add(struct service *sv, const struct proto_request 
 		.interval_s = ps->interval_s, .duration_s = ps->duration_s,
 		.rate_hz = ps->rate_hz, .children = ps->children,
 		.keep_count = ps->keep_count, .keep_age_s = ps->keep_age_s,
+		.max_stops = ps->max_stops, .ptrace_only = ps->ptrace_only,
 		.owner_uid = peer->uid, .created_ns = real_ns(), .enabled = true,
 	};
 	char *cause = NULL;

@@ -158,6 +158,8 @@ struct store_schedule {
 	bool children;
 	int64_t keep_count;	/* -1: no limit */
 	double keep_age_s;	/* -1: no limit */
+	int64_t max_stops;	/* -1: the daemon's default; 0: all (proto_start) */
+	bool ptrace_only;
 	uid_t owner_uid;
 	uint64_t created_ns;	/* CLOCK_REALTIME */
 	uint64_t next_ns;	/* next firing, CLOCK_REALTIME */

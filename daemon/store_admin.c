@@ -100,8 +100,8 @@ static int do_schedule_add(struct store *st, struct request *rq)
 	static const char sql[] =
 		"INSERT INTO schedules (name, target_kind, target,"
 		" interval_s, duration_s, rate_hz, children, keep_count,"
-		" keep_age_s, owner_uid, created_ns, next_ns, enabled)"
-		" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+		" keep_age_s, owner_uid, created_ns, next_ns, enabled, max_stops,"
+		" ptrace_only) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	struct store_schedule *s = rq->arg;
 	sqlite3_stmt *stmt;
 	int rc = store_prepare(st, sql, &stmt);
@@ -123,6 +123,10 @@ static int do_schedule_add(struct store *st, struct request *rq)
 	sqlite3_bind_int64(stmt, 11, (int64_t)s->created_ns);
 	sqlite3_bind_int64(stmt, 12, (int64_t)s->next_ns);
 	sqlite3_bind_int(stmt, 13, s->enabled);
+	/* The column says "all" as sessions.max_stops does: -1. */
+	if (s->max_stops >= 0)
+		sqlite3_bind_int64(stmt, 14, s->max_stops == 0 ? -1 : s->max_stops);
+	sqlite3_bind_int(stmt, 15, s->ptrace_only);
 	rc = store_step(st, stmt);
 	sqlite3_finalize(stmt);
 	if (rc != 0)
@@ -182,6 +186,9 @@ static void read_schedule(sqlite3_stmt *stmt, struct store_schedule *s)
 	s->created_ns = (uint64_t)sqlite3_column_int64(stmt, 11);
 	s->next_ns = (uint64_t)sqlite3_column_int64(stmt, 12);
 	s->enabled = sqlite3_column_int(stmt, 13) != 0;
+	s->max_stops = sqlite3_column_type(stmt, 14) == SQLITE_NULL ? -1 :
+		       sqlite3_column_int64(stmt, 14) < 0 ? 0 : sqlite3_column_int64(stmt, 14);
+	s->ptrace_only = sqlite3_column_int(stmt, 15) != 0;
 }
 
 struct list_arg {
@@ -194,8 +201,8 @@ static int do_schedule_list(struct store *st, struct request *rq)
 	static const char sql[] =
 		"SELECT id, name, target_kind, target, interval_s,"
 		" duration_s, rate_hz, children, keep_count, keep_age_s,"
-		" owner_uid, created_ns, next_ns, enabled FROM schedules"
-		" ORDER BY id";
+		" owner_uid, created_ns, next_ns, enabled, max_stops, ptrace_only"
+		" FROM schedules ORDER BY id";
 	struct list_arg *a = rq->arg;
 	size_t cap = 0;
 	sqlite3_stmt *stmt;

@@ -1,6 +1,7 @@
 /*
- * The durations and rates users type: perch record -d/-r, perch schedule
- * add --every/--for/--rate/--keep-for, and --from/--to of the reports.  The
+ * The durations, rates and stop limits users type: perch record -d/-r/
+ * --stops, perch schedule add --every/--for/--rate/--keep-for/--stops, and
+ * --from/--to of the reports.  The
  * input is one command-line argument (it ends at the first NUL).  The
  * parsers promise to be strict: what they accept is finite, in range, holds
  * no blank (a shell would have split it anyway), and is written only with
@@ -48,6 +49,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *s = malloc(size + 1);
 	double v = -1;
+	long stops = -1;
 	int rc;
 
 	memcpy(s, data, size);
@@ -64,6 +66,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(plain(s, "hzkHZK"));
 		FUZZ_CHECK(v >= MIN_RATE && v <= MAX_RATE);
 	}
+	rc = units_parse_stops(s, 4096, &stops);
+	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
+	if (rc == 0)
+		FUZZ_CHECK(strcmp(s, "all") == 0 ? stops == 0 :
+			   plain(s, "") && s[0] != '0' && stops >= 1 && stops <= 4096);
 	free(s);
 	return 0;
 }

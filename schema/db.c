@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "migrate-2_sql.h"
+#include "migrate-3_sql.h"
 #include "schema_sql.h"
 #include "xalloc.h"
 
@@ -33,6 +34,7 @@
 static const char *const steps[] = {
 	(const char *)schema_sql,
 	(const char *)migrate_2_sql,
+	(const char *)migrate_3_sql,
 };
 _Static_assert(sizeof steps / sizeof steps[0] == PERCH_SCHEMA_VERSION,
 	       "one migration step per schema version");

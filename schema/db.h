@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <sqlite3.h>
 
-#define PERCH_SCHEMA_VERSION 2
+#define PERCH_SCHEMA_VERSION 3
 #define PERCH_APPLICATION_ID 0x70726368	/* "prch" */
 
 enum db_mode {

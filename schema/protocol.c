@@ -145,6 +145,7 @@ static bool parse_schedule(json_object *o, struct proto_schedule *s, struct chec
 	s->rate_hz = PROTO_DEFAULT_RATE;
 	s->keep_count = -1;
 	s->keep_age_s = -1;
+	s->max_stops = -1;
 	if (!get_str(o, "kind", true, 16, &s->kind, c) ||
 	    !get_str(o, "target", true, MAX_TARGET, &s->target, c) ||
 	    !get_num(o, "interval_s", true, 1, MAX_DURATION, &s->interval_s, c) ||
@@ -153,7 +154,9 @@ static bool parse_schedule(json_object *o, struct proto_schedule *s, struct chec
 	    !get_bool(o, "children", &s->children, c) ||
 	    !get_str(o, "name", false, MAX_NAME, &s->name, c) ||
 	    !get_int(o, "keep_count", false, 1, INT_MAX, &s->keep_count, c) ||
-	    !get_num(o, "keep_age_s", false, 1, 100 * MAX_DURATION, &s->keep_age_s, c))
+	    !get_num(o, "keep_age_s", false, 1, 100 * MAX_DURATION, &s->keep_age_s, c) ||
+	    !get_int(o, "max_stops", false, 0, PROTO_MAX_STOPS, &s->max_stops, c) ||
+	    !get_bool(o, "ptrace_only", &s->ptrace_only, c))
 		return false;
 	if (strcmp(s->kind, "pid") != 0 && strcmp(s->kind, "exe") != 0 &&
 	    strcmp(s->kind, "cmdline") != 0)

@@ -68,6 +68,8 @@ struct proto_schedule {
 	char *name;		/* or NULL */
 	int64_t keep_count;	/* -1: no limit */
 	double keep_age_s;	/* < 0: no limit */
+	int64_t max_stops;	/* as in proto_start */
+	bool ptrace_only;	/* as in proto_start */
 };
 
 struct proto_request {

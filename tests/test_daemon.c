@@ -1559,7 +1559,10 @@ static void unique_burner(struct fx *f, struct child *c, char *name, size_t size
 	int in, out;
 	ssize_t n;
 
-	snprintf(name, size, "pb%d", (int)getpid());
+	static int made;
+
+	/* One of its own for each call: the schedules find it by name. */
+	snprintf(name, size, "pb%d-%d", (int)getpid(), made++);
 	snprintf(src, sizeof src, "%s/burner", PERCH_TARGETS_DIR);
 	snprintf(dst, sizeof dst, "%s/%s", f->dir, name);
 	in = open(src, O_RDONLY | O_CLOEXEC);
@@ -1807,6 +1810,85 @@ static struct firing wait_firing(const struct fx *f, int64_t id, uint64_t after_
 	fail_msg("schedule %" PRId64 ": no '%s' firing (ended) in %ld ms", id, outcome,
 		 timeout_ms);
 	return v[0];
+}
+
+/* `perch schedule add --exe exe --every 2s --for 1s ARGS...`: the new schedule's id. */
+static int64_t schedule_add_with(struct fx *f, const char *exe, const char *a1, const char *a2,
+				 const char *a3)
+{
+	struct cmd c;
+	int64_t id = 0;
+
+	perch(f, &c, 0, "schedule", "add", "--exe", exe, "--every", "2s", "--for", "1s", a1, a2,
+	      a3, NULL);
+	assert_int_equal(exit_code(&c), 0);
+	if (sscanf(c.out, "schedule %" SCNd64 " added", &id) != 1)
+		fail_msg("schedule add printed '%s' '%s'", c.out, c.err);
+	free_cmd(&c);
+	return id;
+}
+
+/*
+ * A schedule that asks for stops (--ptrace-only --stops 1, then --stops
+ * all): listed so, and its sessions sample so, as `perch record` would.
+ */
+static void test_schedule_sampling(void **state)
+{
+	struct fx *f = *state;
+	struct child burner;
+	struct firing fr;
+	struct cmd c;
+	char exe[32], id_arg[24], sampling[16];
+	int64_t id;
+	json_object *o;
+	sqlite3 *db;
+
+	daemon_start(f, NULL);
+	unique_burner(f, &burner, exe, sizeof exe);
+	perch_refused(f, 0, "--stops", "schedule", "add", "--exe", exe, "--every", "2s",
+		      "--for", "1s", "--stops", "0", NULL);
+	id = schedule_add_with(f, exe, "--ptrace-only", "--stops", "1");
+	o = schedule_listed(f, id);
+	assert_non_null(o);
+	assert_int_equal(json_object_get_int64(member(o, "max_stops")), 1);
+	assert_true(json_object_get_boolean(member(o, "ptrace_only")));
+	json_object_put(o);
+	perch(f, &c, 0, "schedule", "ls", NULL);
+	assert_int_equal(exit_code(&c), 0);
+	assert_non_null(strstr(c.out, "stops 1, ptrace only"));
+	free_cmd(&c);
+	fr = wait_firing(f, id, 0, "started", 6000);
+	db = db_ro(f);
+	q_text(db, "SELECT sampling FROM sessions WHERE id = ?1", fr.session, sampling,
+	       sizeof sampling);
+	assert_string_equal(sampling, "ptrace");
+	assert_int_equal(q_int(db, "SELECT max_stops FROM sessions WHERE id = ?1", fr.session), 1);
+	assert_int_equal(q_int(db, "SELECT kernel_samples FROM sessions WHERE id = ?1",
+			       fr.session), 0);
+	assert_true(q_int(db, "SELECT stopped_samples FROM sessions WHERE id = ?1",
+			  fr.session) > 0);
+	sqlite3_close(db);
+	snprintf(id_arg, sizeof id_arg, "%" PRId64, id);
+	perch_ok(f, 0, "schedule", "rm", id_arg, NULL);
+
+	/* --stops all: every running thread, -1 as in a session. */
+	id = schedule_add_with(f, exe, "--stops", "all", NULL);
+	o = schedule_listed(f, id);
+	assert_non_null(o);
+	assert_int_equal(json_object_get_int64(member(o, "max_stops")), -1);
+	assert_false(json_object_get_boolean(member(o, "ptrace_only")));
+	json_object_put(o);
+	fr = wait_firing(f, id, 0, "started", 6000);
+	db = db_ro(f);
+	assert_int_equal(q_int(db, "SELECT max_stops FROM sessions WHERE id = ?1", fr.session),
+			 -1);
+	q_text(db, "SELECT sampling FROM sessions WHERE id = ?1", fr.session, sampling,
+	       sizeof sampling);
+	assert_string_equal(sampling, "kernel");
+	sqlite3_close(db);
+	snprintf(id_arg, sizeof id_arg, "%" PRId64, id);
+	perch_ok(f, 0, "schedule", "rm", id_arg, NULL);
+	assert_int_equal(child_quit(&burner), 0);
 }
 
 /*
@@ -2616,6 +2698,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_daemon_kill9, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_schedule_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_schedule_sampling, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_access, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_robustness, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_socket_garbage, setup, teardown),

@@ -537,10 +537,11 @@ static void test_older_upgraded(void **state)
 }
 
 /*
- * A version-1 file with sessions in it (made by dropping what version 2
- * added): the upgrade keeps every row and adds the sampling columns, empty
- * (NULL: not known), and a reader of the current version reads the old file
- * as it is.
+ * A version-1 file with sessions and a schedule in it (made by dropping
+ * what versions 2 and 3 added): the upgrade keeps every row and adds the
+ * sampling columns, empty (NULL: not known) for sessions, the defaults for
+ * schedules, and a reader of the current version reads the old file as it
+ * is.
  */
 static void test_version_1_upgraded(void **state)
 {
@@ -549,7 +550,12 @@ static void test_version_1_upgraded(void **state)
 
 	make_perch_db(f->path, 20);
 	db = raw_open(f->path);
-	exec_ok(db, "ALTER TABLE sessions DROP COLUMN sampling;"
+	exec_ok(db, "INSERT INTO schedules (target_kind, target, interval_s, duration_s,"
+		" rate_hz, owner_uid, created_ns, next_ns) VALUES ('exe', 'redis-server',"
+		" 3600, 30, 99, 0, 0, 0);"
+		"ALTER TABLE schedules DROP COLUMN max_stops;"
+		"ALTER TABLE schedules DROP COLUMN ptrace_only;"
+		"ALTER TABLE sessions DROP COLUMN sampling;"
 		"ALTER TABLE sessions DROP COLUMN max_stops;"
 		"ALTER TABLE sessions DROP COLUMN kernel_samples;"
 		"ALTER TABLE sessions DROP COLUMN stopped_samples;"
@@ -562,9 +568,9 @@ static void test_version_1_upgraded(void **state)
 	sqlite3_close(db);
 
 	db = open_ok(f->path, DB_READ_WRITE);
-	assert_int_equal(PERCH_SCHEMA_VERSION, 2);
-	assert_int_equal(query_int(db, "PRAGMA user_version"), 2);
-	assert_int_equal(db_schema_version(db), 2);
+	assert_int_equal(PERCH_SCHEMA_VERSION, 3);
+	assert_int_equal(query_int(db, "PRAGMA user_version"), 3);
+	assert_int_equal(db_schema_version(db), 3);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM sessions"), 20);
 	assert_int_equal(query_int(db, "SELECT count(*) FROM sessions WHERE sampling IS NULL"
 				   " AND max_stops IS NULL AND kernel_samples = 0"
@@ -572,6 +578,14 @@ static void test_version_1_upgraded(void **state)
 	/* Only the two ways perch samples. */
 	assert_int_not_equal(sqlite3_exec(db, "UPDATE sessions SET sampling = 'other'",
 					  NULL, NULL, NULL), SQLITE_OK);
+	/* Version 3: the schedule samples as perch record does by default. */
+	assert_int_equal(query_int(db, "SELECT count(*) FROM schedules WHERE max_stops IS NULL"
+				   " AND ptrace_only = 0"), 1);
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE schedules SET max_stops = 0",
+					  NULL, NULL, NULL), SQLITE_OK);
+	assert_int_not_equal(sqlite3_exec(db, "UPDATE schedules SET ptrace_only = 2",
+					  NULL, NULL, NULL), SQLITE_OK);
+	exec_ok(db, "UPDATE schedules SET max_stops = -1, ptrace_only = 1");
 	sqlite3_close(db);
 }
 

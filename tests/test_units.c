@@ -1,7 +1,7 @@
 /*
  * units: the durations and rates of perch's options (record -d/-r,
  * schedule add --every/--for/--rate/--keep-for, --from/--to, perchd
- * --keep-age).  What perch --help and perch(1) show is accepted with the
+ * --keep-age) and the stop limit (--stops).  What perch --help and perch(1) show is accepted with the
  * value it means; every other form is refused, not guessed.
  */
 #include <errno.h>
@@ -109,12 +109,35 @@ static void test_rate(void **state)
 	assert_int_equal(units_parse_rate(NULL, MIN_RATE, MAX_RATE, &v), -EINVAL);
 }
 
+/* --stops of perch record and schedule add: "all" (0) or 1 to the maximum. */
+static void test_stops(void **state)
+{
+	static const char *const bad[] = {
+		"0", "-1", "+1", "01", " 1", "1 ", "1.5", "0x10", "1e2", "ALL", "al", "alll",
+		"", "4097", "99999999999999999999",
+	};
+	long v = -5;
+
+	(void)state;
+	assert_int_equal(units_parse_stops("all", 4096, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(units_parse_stops("1", 4096, &v), 0);
+	assert_int_equal(v, 1);
+	assert_int_equal(units_parse_stops("4096", 4096, &v), 0);
+	assert_int_equal(v, 4096);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		if (units_parse_stops(bad[i], 4096, &v) != -EINVAL)
+			fail_msg("accepted \"%s\"", bad[i]);
+	assert_int_equal(units_parse_stops(NULL, 4096, &v), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_duration_documented),
 		cmocka_unit_test(test_duration_refused),
 		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_stops),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
