@@ -41,6 +41,18 @@
 #define REDRAW_EVERY 32
 #define REDRAW_FORCE 128
 
+/*
+ * What the records read so far say of the thread: its state, and its time
+ * on a CPU since its newest sample (ran_known false: no sample yet, or
+ * records lost since), with when it last went on one (on_since: valid
+ * while state is KSAMPLE_RUNNING and ran_known).
+ */
+struct ring_view {
+	enum ksample_state state;
+	uint64_t ran_ns, on_since;
+	bool ran_known;
+};
+
 struct ksampler {
 	struct perfring ring;
 	size_t stack_bytes;
@@ -48,15 +60,7 @@ struct ksampler {
 	uint64_t period_ns;	/* asked for: the mean */
 	uint64_t rng;		/* xorshift state for the next period */
 	unsigned int takes;	/* samples taken since the last draw */
-	enum ksample_state state;	/* after the last record handed back */
-	/*
-	 * Also after the last record handed back: time on a CPU since the
-	 * newest sample (ran_known false: no sample yet, or records lost
-	 * since), and when the thread last went on one (on_since: valid while
-	 * state is KSAMPLE_RUNNING and ran_known).
-	 */
-	uint64_t ran_ns, on_since;
-	bool ran_known;
+	struct ring_view seen;	/* after the last record handed back */
 };
 
 size_t ksample_attr(uint64_t period_ns, size_t *stack_bytes, struct perf_event_attr *attr)
@@ -116,7 +120,7 @@ int ksample_open(pid_t tid, uint64_t period_ns, size_t stack_bytes,
 	}
 	k->stack_bytes = stack_bytes;
 	k->period_ns = attr.sample_period;
-	k->state = KSAMPLE_UNKNOWN;
+	k->seen.state = KSAMPLE_UNKNOWN;
 	k->rng = ((uint64_t)tid << 32) ^ (uint64_t)(uintptr_t)k ^ 0x9e3779b97f4a7c15ull;
 	*out = k;
 	return 0;
@@ -264,9 +268,8 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 	uint64_t head = perfring_head(&k->ring);
 	uint64_t pos = perfring_tail(&k->ring), newest = 0, upto = pos;
 	size_t newest_size = 0;
-	enum ksample_state state = k->state;
-	uint64_t ran = k->ran_ns, on_since = k->on_since;
-	bool found = false, after = false, ran_known = k->ran_known;
+	struct ring_view v = k->seen;	/* after each record read */
+	bool found = false, after = false;
 	int rc = 0;
 
 	look->switched = false;
@@ -287,10 +290,7 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 		 */
 		if (!after && time > due_ns) {
 			after = true;
-			k->state = state;
-			k->ran_ns = ran;
-			k->on_since = on_since;
-			k->ran_known = ran_known;
+			k->seen = v;
 			upto = pos;
 		}
 		if (h.type == PERF_RECORD_SAMPLE && !after) {
@@ -298,22 +298,23 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 			newest_size = h.size - sizeof h - sizeof time;
 			found = true;
 			/* A sample is taken on a CPU: the count starts again from it. */
-			ran = 0;
-			on_since = time;
-			ran_known = true;
+			v.ran_ns = 0;
+			v.on_since = time;
+			v.ran_known = true;
 		} else if (h.type == PERF_RECORD_SWITCH) {
 			enum ksample_state next = switch_state(h.misc);
 
-			if (state == KSAMPLE_RUNNING && next != KSAMPLE_RUNNING && time > on_since)
-				ran += time - on_since;
+			if (v.state == KSAMPLE_RUNNING && next != KSAMPLE_RUNNING &&
+			    time > v.on_since)
+				v.ran_ns += time - v.on_since;
 			else if (next == KSAMPLE_RUNNING)
-				on_since = time;
-			state = next;
+				v.on_since = time;
+			v.state = next;
 			look->switched |= !after;
 		} else if (h.type == PERF_RECORD_LOST) {
 			/* Switches may be among the lost: unknown until the next one. */
-			state = KSAMPLE_UNKNOWN;
-			ran_known = false;
+			v.state = KSAMPLE_UNKNOWN;
+			v.ran_known = false;
 			look->switched |= !after;
 			if (h.size >= sizeof h + 24)
 				k->lost += ring_u64(k, pos + sizeof h + 8);
@@ -329,35 +330,32 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 	 * look after a stall fills it (ticks run far apart: RING_SAMPLES).
 	 */
 	if (head - perfring_tail(&k->ring) + k->stack_bytes + 256 > (uint64_t)k->ring.mask + 1) {
-		state = KSAMPLE_UNKNOWN;
-		ran_known = false;
+		v.state = KSAMPLE_UNKNOWN;
+		v.ran_known = false;
 	}
 	if (!after) {
-		k->state = state;
-		k->ran_ns = ran;
-		k->on_since = on_since;
-		k->ran_known = ran_known;
+		k->seen = v;
 		upto = pos;
 	}
 	if (found && rc == 0)
 		rc = read_sample(k, newest, newest_size, snap);
 	if (rc < 0) {
 		/* Unreadable: hand everything back, and know nothing until the next switch. */
-		k->state = state = KSAMPLE_UNKNOWN;
-		k->ran_known = false;
+		k->seen.state = v.state = KSAMPLE_UNKNOWN;
+		k->seen.ran_known = false;
 		upto = head;
 	}
-	look->at_due = k->state;
-	look->ran_ns = !k->ran_known ? KSAMPLE_RAN_UNKNOWN
-		       : k->state == KSAMPLE_RUNNING && due_ns > k->on_since
-			       ? k->ran_ns + (due_ns - k->on_since)
-			       : k->ran_ns;
-	look->now = state;
+	look->at_due = k->seen.state;
+	look->ran_ns = !k->seen.ran_known ? KSAMPLE_RAN_UNKNOWN
+		       : k->seen.state == KSAMPLE_RUNNING && due_ns > k->seen.on_since
+			       ? k->seen.ran_ns + (due_ns - k->seen.on_since)
+			       : k->seen.ran_ns;
+	look->now = v.state;
 	perfring_release(&k->ring, upto);
 	if (rc > 0)
 		k->takes++;
-	if (k->takes >= REDRAW_FORCE ||
-	    (k->takes >= REDRAW_EVERY && state != KSAMPLE_RUNNING && state != KSAMPLE_UNKNOWN)) {
+	if (k->takes >= REDRAW_FORCE || (k->takes >= REDRAW_EVERY && v.state != KSAMPLE_RUNNING &&
+					 v.state != KSAMPLE_UNKNOWN)) {
 		k->takes = 0;
 		next_period(k);
 	}
@@ -368,12 +366,14 @@ void ksample_assume(struct ksampler *k, enum ksample_state state)
 {
 	struct timespec now;
 
-	k->state = state;
 	/* The event counts the thread's CPU time from its opening, a moment ago. */
 	clock_gettime(CLOCK_MONOTONIC, &now);
-	k->on_since = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-	k->ran_ns = 0;
-	k->ran_known = true;
+	k->seen = (struct ring_view){
+		.state = state,
+		.on_since = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec,
+		.ran_ns = 0,
+		.ran_known = true,
+	};
 }
 
 uint64_t ksample_period_ns(const struct ksampler *k)

@@ -448,14 +448,14 @@ static int list_threads(struct target *t)
 {
 	struct stat st;
 	bool known = fstat(dirfd(t->tasks), &st) == 0;
+	uint64_t now = mono_ns();
 
-	if (known && !t->relist && st.st_nlink == t->tasks_nlink &&
-	    mono_ns() - t->listed_ns < RELIST_NS)
+	if (known && !t->relist && st.st_nlink == t->tasks_nlink && now - t->listed_ns < RELIST_NS)
 		return 0;
 	/* The count is taken first: a thread started during the listing shows next tick. */
 	t->tasks_nlink = known ? st.st_nlink : 0;
 	t->relist = false;
-	t->listed_ns = mono_ns();
+	t->listed_ns = now;
 	return update_threads(t);
 }
 
