@@ -374,7 +374,7 @@ static void test_full_ring_unknown(void **state)
 	struct ksampler *k = NULL;
 	struct ksample_look look;
 	static struct spinner s;
-	int pipefd[2];
+	int pipefd[2], rc;
 	pthread_t th;
 
 	(void)state;
@@ -392,10 +392,15 @@ static void test_full_ring_unknown(void **state)
 	assert_int_equal(look.at_due, KSAMPLE_UNKNOWN);
 	assert_int_equal(look.now, KSAMPLE_UNKNOWN);
 	assert_true(look.ran_ns == KSAMPLE_RAN_UNKNOWN);
-	/* Emptied: woken to read a byte and asleep again, it is known asleep. */
+	/*
+	 * Emptied: woken to read a byte and asleep again, it is known asleep.
+	 * The moment it runs may finish a period its spin had nearly spent,
+	 * so a sample may come with it (CI had one).
+	 */
 	assert_int_equal(write(pipefd[1], "x", 1), 1);
 	usleep(20000);
-	assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
+	rc = ksample_take(k, now_ns(), &snap, &look);
+	assert_true(rc == 0 || rc == 1);
 	assert_int_equal(look.at_due, KSAMPLE_ASLEEP);
 	assert_int_equal(look.now, KSAMPLE_ASLEEP);
 	assert_true(look.switched);
