@@ -55,38 +55,31 @@ enum step {
 
 /* What perch remembers about one thread between samples. */
 struct tstate {
+	/*
+	 * First, what a tick reads and writes of a thread that its switch
+	 * watch proves blocked since its last sample (most threads of an idle
+	 * process): together in the first cache line or two, so that such a
+	 * thread costs the sampler a miss or two, not one per field.
+	 */
 	pid_t tid;
-	bool seen;		/* present in this sample's task list */
-	int fd_schedstat, fd_stat, fd_syscall;
-	bool have_last;
-	uint64_t last_run_ns, last_switches;
-	char last_state;
-	uint64_t last_utime;
-	bool last_complete;
-	size_t copy_len;	/* adapted to the stack depth seen */
-	uint64_t eintr_rip, eintr_rsp;	/* where the last counted EINTR was */
-	/* This tick. */
-	struct procfs_stat st;
-	uint64_t run_ns, switches;	/* schedstat: run time, times switched in */
 	enum step step;
-	int error;
-	bool not_run;			/* not run since the last sample */
+	bool carried;		/* its stop was pending at the end of a tick (see target_end) */
+	bool have_last;
+	char last_state;
+	bool last_complete;
 	bool ran;		/* ran between its last two samples */
-	/* Its stop was pending at the end of a tick (see target_end). */
-	bool carried;
+	bool watch_armed;
+	bool armed_running;	/* an unmoved watch proves: running, or blocked */
 	unsigned int carried_ticks;	/* ticks since, this one included */
-	/* Running ticks skipped for max_stops since its last running sample. */
-	unsigned int owed;
+	unsigned int moved_ticks;	/* consecutive looks at a moved watch */
 	/*
 	 * Ticks its ring showed it asleep at, before any blocked stack of it
 	 * was known (settle_last_blocked): its next blocked sample stands for
 	 * them.
 	 */
 	unsigned int owed_asleep;
-	struct tracer_job job;
-	struct thread_snapshot snap;
-	struct perch_frame *frames;
-	size_t nframes, frames_cap;
+	/* Running ticks skipped for max_stops since its last running sample. */
+	unsigned int owed;
 	/*
 	 * A thread that stays blocked, or keeps running while skipped for the
 	 * stop limit, is watched for context switches (switchwatch.h) instead
@@ -95,14 +88,25 @@ struct tstate {
 	 * an unmoved watch proves it still is.
 	 */
 	struct switchwatch *watch;
-	bool watch_armed;
-	bool armed_running;		/* an unmoved watch proves: running, or blocked */
+	struct ksampler *ks;	/* sampled by the kernel while it runs (ksample.h) */
+	struct perch_frame *frames;
+	size_t nframes, frames_cap;
+	bool seen;		/* present in this sample's task list */
+	uint64_t last_run_ns, last_switches;
+	uint64_t last_utime;
+	int fd_schedstat, fd_stat, fd_syscall;
+	size_t copy_len;	/* adapted to the stack depth seen */
+	uint64_t eintr_rip, eintr_rsp;	/* where the last counted EINTR was */
+	/* This tick. */
+	struct procfs_stat st;
+	uint64_t run_ns, switches;	/* schedstat: run time, times switched in */
+	int error;
+	bool not_run;			/* not run since the last sample */
+	struct tracer_job job;
+	struct thread_snapshot snap;
 	bool watch_failed;		/* could not open one: do not retry */
 	unsigned int quiet_ticks;	/* consecutive quiet ticks, by reading */
-	unsigned int moved_ticks;	/* consecutive looks at a moved watch */
 	unsigned int skips_in_row;	/* ticks in a row skipped for max_stops */
-	/* Sampled by the kernel while it runs (ksample.h), when allowed. */
-	struct ksampler *ks;
 	bool ks_failed;			/* could not open one: do not retry */
 	uint64_t ks_last_ns;		/* monotonic: its last sample, or the opening */
 	bool ks_held;			/* snap holds a sample kernel_look took */
@@ -1183,9 +1187,7 @@ static void end_thread(struct target *t, struct tstate *ts, struct perch_thread 
 	pt->weight = ts->carried ? ts->carried_ticks + 1 : 1;
 	ts->carried = false;
 	ts->carried_ticks = 0;
-	/* Both NUL-terminated arrays of one size: no formatting per thread per tick. */
-	_Static_assert(sizeof pt->name == sizeof ts->st.comm, "thread name sizes");
-	memcpy(pt->name, ts->st.comm, sizeof pt->name);
+	pt->name = ts->st.comm;
 	if (ts->step == STEP_PENDING)
 		stopped(t, ts);
 	pt->state = ts->step == STEP_LAST_BLOCKED ? ts->blocked_state : ts->st.state;
@@ -1269,6 +1271,30 @@ static bool process_gone(pid_t pid)
 	return st.state == 'Z' || st.state == 'X';
 }
 
+/*
+ * A thread whose watch proves it blocked costs a tick little more than
+ * reading the watch's control page: a cache miss (and a TLB miss, a page
+ * each), and one more for the watch itself.  Taken one thread after the
+ * other, 64 idle threads paid them in series; started a few threads ahead,
+ * they overlap.  (The loop in begin before the visit has already loaded
+ * every thread's first cache line.)
+ */
+#define PREFETCH_WATCH_AHEAD	6
+#define PREFETCH_PAGE_AHEAD	3
+
+static void prefetch_watches(const struct target *t, size_t start, size_t k)
+{
+	size_t n = t->nthreads;
+	const struct tstate *ts;
+
+	if (k + PREFETCH_WATCH_AHEAD < n &&
+	    (ts = t->threads[(start + k + PREFETCH_WATCH_AHEAD) % n])->watch != NULL)
+		__builtin_prefetch(ts->watch);
+	if (k + PREFETCH_PAGE_AHEAD < n &&
+	    (ts = t->threads[(start + k + PREFETCH_PAGE_AHEAD) % n])->watch != NULL)
+		switchwatch_prefetch(ts->watch);
+}
+
 /* target_begin with a stop limit for this tick (0: none). */
 static int begin(struct target *t, unsigned int limit, uint64_t due_ns)
 {
@@ -1317,6 +1343,7 @@ static int begin(struct target *t, unsigned int limit, uint64_t due_ns)
 	for (size_t k = 0; k < t->nthreads; k++) {
 		struct tstate *ts;
 
+		prefetch_watches(t, start, k);
 		t->visiting = (start + k) % t->nthreads;
 		ts = t->threads[t->visiting];
 		if (ts->carried)

@@ -57,7 +57,7 @@ enum perch_capture {
 
 struct perch_thread {
 	pid_t tid;
-	char name[64];
+	const char *name;	/* NUL-terminated; good until the next call on the target */
 	/*
 	 * The kernel's letter (R S D T t ...), except 'W' for a kernel-sampled
 	 * thread that was runnable but waiting for a CPU when the tick was due
