@@ -52,11 +52,6 @@ bool switchwatch_moved(struct switchwatch *w)
 	return true;
 }
 
-void switchwatch_prefetch(const struct switchwatch *w)
-{
-	__builtin_prefetch(&w->ring.page->data_head);
-}
-
 void switchwatch_close(struct switchwatch *w)
 {
 	if (w == NULL)

@@ -40,12 +40,6 @@ int switchwatch_open(pid_t tid, struct switchwatch **out);
  */
 bool switchwatch_moved(struct switchwatch *w);
 
-/*
- * Asks the CPU to start loading what the next switchwatch_moved(w) reads,
- * so that a loop over many watches waits for its misses together rather
- * than one after the other.  w itself must be in the cache or on its way.
- */
-void switchwatch_prefetch(const struct switchwatch *w);
 void switchwatch_close(struct switchwatch *w);
 
 /* Whether an error from switchwatch_open means no watch can work here. */

@@ -58,8 +58,7 @@ struct tstate {
 	/*
 	 * First, what a tick reads and writes of a thread that its switch
 	 * watch proves blocked since its last sample (most threads of an idle
-	 * process): together in the first cache line or two, so that such a
-	 * thread costs the sampler a miss or two, not one per field.
+	 * process), together rather than spread over the whole struct.
 	 */
 	pid_t tid;
 	enum step step;
@@ -1271,30 +1270,6 @@ static bool process_gone(pid_t pid)
 	return st.state == 'Z' || st.state == 'X';
 }
 
-/*
- * A thread whose watch proves it blocked costs a tick little more than
- * reading the watch's control page: a cache miss (and a TLB miss, a page
- * each), and one more for the watch itself.  Taken one thread after the
- * other, 64 idle threads paid them in series; started a few threads ahead,
- * they overlap.  (The loop in begin before the visit has already loaded
- * every thread's first cache line.)
- */
-#define PREFETCH_WATCH_AHEAD	6
-#define PREFETCH_PAGE_AHEAD	3
-
-static void prefetch_watches(const struct target *t, size_t start, size_t k)
-{
-	size_t n = t->nthreads;
-	const struct tstate *ts;
-
-	if (k + PREFETCH_WATCH_AHEAD < n &&
-	    (ts = t->threads[(start + k + PREFETCH_WATCH_AHEAD) % n])->watch != NULL)
-		__builtin_prefetch(ts->watch);
-	if (k + PREFETCH_PAGE_AHEAD < n &&
-	    (ts = t->threads[(start + k + PREFETCH_PAGE_AHEAD) % n])->watch != NULL)
-		switchwatch_prefetch(ts->watch);
-}
-
 /* target_begin with a stop limit for this tick (0: none). */
 static int begin(struct target *t, unsigned int limit, uint64_t due_ns)
 {
@@ -1343,7 +1318,6 @@ static int begin(struct target *t, unsigned int limit, uint64_t due_ns)
 	for (size_t k = 0; k < t->nthreads; k++) {
 		struct tstate *ts;
 
-		prefetch_watches(t, start, k);
 		t->visiting = (start + k) % t->nthreads;
 		ts = t->threads[t->visiting];
 		if (ts->carried)
