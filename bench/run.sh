@@ -132,6 +132,7 @@ optional 4 "Idle-heavy target" idle.sh
 optional 5 "Storage" storage.sh
 table 6 queries_table
 optional 7 "Fidelity" fidelity.sh
+optional "7 (e)" "State at each tick" state_truth.sh
 
 {
 	echo "Total $(($(date +%s) - started)) s; load average at the end" \
