@@ -6,7 +6,9 @@
 # build, each with its own database; rounds of SECS-second recordings, A
 # then B, so that both see the same load.  Prints one markdown table (per
 # round and medians).  docs/DESIGN.md, "The state at the due time", cites
-# it.
+# it.  Its window is the whole `perch record`, and schedstat charges the
+# thread with the kernel's work around its switches: the difference it
+# shows is not misjudged ticks.  bench/state_truth.sh checks each tick.
 set -u
 . "$(dirname "$0")/fidelity_lib.sh"
 

@@ -22,6 +22,9 @@
  *   span_on        the thread's share of time on a CPU by the switches over
  *                  the span of the samples
  *   window_on      the same over [REAL0, REAL1] (realtime ns), when given
+ *
+ * bench_state_truth --window SWITCHES REAL0 REAL1 prints lost and
+ * window_on only, for a window in which perch recorded nothing.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -196,6 +199,26 @@ static double on_share(const struct sw *s, size_t n, uint64_t a, uint64_t b)
 	return b > a ? (double)on / (double)(b - a) : 0;
 }
 
+/* --window: no session, only the thread's share on a CPU over the window. */
+static int window_only(const char *path, const char *real0, const char *real1)
+{
+	struct vec sws = { .size = sizeof(struct sw) };
+	size_t lost = 0;
+	int64_t off = real_minus_mono();
+
+	if (read_switches(path, &sws, &lost) < 0)
+		return 1;
+	if (sws.n == 0) {
+		fprintf(stderr, "bench_state_truth: no switches in %s\n", path);
+		return 1;
+	}
+	printf("lost=%zu window_on=%.4f\n", lost,
+	       on_share(sws.v, sws.n, (uint64_t)(strtoll(real0, NULL, 10) - off),
+			(uint64_t)(strtoll(real1, NULL, 10) - off)));
+	free(sws.v);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct vec ticks = { .size = sizeof(struct tick) }, sws = { .size = sizeof(struct sw) };
@@ -204,8 +227,11 @@ int main(int argc, char **argv)
 	const struct sw *s;
 	bool detail = getenv("STATE_TRUTH_DETAIL") != NULL;
 
+	if (argc == 5 && strcmp(argv[1], "--window") == 0)
+		return window_only(argv[2], argv[3], argv[4]);
 	if (argc != 5 && argc != 7) {
-		fprintf(stderr, "usage: bench_state_truth DB SESSION TID SWITCHES [REAL0 REAL1]\n");
+		fprintf(stderr, "usage: bench_state_truth DB SESSION TID SWITCHES [REAL0 REAL1]\n"
+				"       bench_state_truth --window SWITCHES REAL0 REAL1\n");
 		return 2;
 	}
 	if (read_ticks(argv[1], atol(argv[2]), atol(argv[3]), &ticks) < 0 ||

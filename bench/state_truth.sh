@@ -8,7 +8,9 @@
 # comparing perch's running share with schedstat's over the whole
 # `perch record` (bench/running_share.sh) is not a per-tick truth: the
 # window is not the ticks' span, and schedstat counts a context switch's
-# own time as the thread's.  Prints one markdown section.
+# own time as the thread's; windows without perch (nothing on the thread,
+# then perf's own cpu-clock sampling) show how much of that the sampling
+# event itself adds.  Prints one markdown section.
 set -u
 . "$(dirname "$0")/fidelity_lib.sh"
 
@@ -55,6 +57,35 @@ for hz in $RATES; do
 		rm -f "$sw.data"
 	done
 done
+# The same window comparison without perch: nothing else on the thread,
+# then perf's own sampling of it (a cpu-clock event, as perch's), to show
+# what schedstat charges the thread around its switches.
+if [ "${2:-}" != --quick ]; then
+	for mode in nothing 99 999; do
+		sw=$WORK/sw.$mode
+		perf record -q -m 1024 -e dummy --switch-events -k CLOCK_MONOTONIC -t "$rpid" \
+			-o "$sw.data" -- sleep $((SECS + 3)) >"$sw.log" 2>&1 &
+		pp=$!
+		sleep 1
+		read -r run0 real0 <<<"$(thread_sched "$rpid")"
+		if [ $mode = nothing ]; then
+			sleep "$SECS"
+		else
+			perf record -q -e cpu-clock -F $mode -g -t "$rpid" -o "$WORK/cc.data" \
+				-- sleep "$SECS" >"$WORK/cc.log" 2>&1 ||
+				fl_die "perf record -e cpu-clock failed: $(cat "$WORK/cc.log")"
+		fi
+		read -r run1 real1 <<<"$(thread_sched "$rpid")"
+		wait $pp || fl_die "perf record failed: $(cat "$sw.log")"
+		perf script --ns --show-switch-events --show-lost-events -F time,event -i "$sw.data" \
+			>"$sw.txt" 2>/dev/null || fl_die "perf script failed"
+		line=$("$TRUTH" --window "$sw.txt" "$real0" "$real1") ||
+			fl_die "bench_state_truth --window failed"
+		echo "$mode $line $(awk -v a=$run0 -v b=$run1 -v s=$real0 -v e=$real1 \
+			'BEGIN { printf "sched_on=%.4f", (b - a) / (e - s) }')" >>"$WORK/base"
+		rm -f "$sw.data" "$WORK/cc.data"
+	done
+fi
 fl_redis_stop
 fl_daemon_stop
 
@@ -89,4 +120,18 @@ read -r dm dlo dhi <<<"$(while read -r hz r rest; do awk -v a="$(field perch_r "
 read -r gm glo ghi <<<"$(while read -r hz r rest; do awk -v a="$(field sched_on "$rest")" -v b="$(field window_on "$rest")" 'BEGIN { print a - b }'; done <"$WORK/judged" | fl_stats)"
 printf 'Agreement, median (min–max) over the rows without lost records: **%.1f %%** (%.1f–%.1f); perch R − R by the switches at the same ticks %+.3f (%+.3f – %+.3f); schedstat − switches over the same window %+.3f (%+.3f – %+.3f).\n' \
 	"$am" "$alo" "$ahi" "$dm" "$dlo" "$dhi" "$gm" "$glo" "$ghi"
+if [ -s "$WORK/base" ]; then
+	echo
+	echo "Without perch, ${SECS} s windows on the same server: on a CPU by the thread's switches and by schedstat."
+	echo
+	echo "| on the thread | switch records lost | switches | schedstat | schedstat − switches |"
+	echo "|---|---|---|---|---|"
+	while read -r mode rest; do
+		[ $mode = nothing ] && what="nothing but the switch records" ||
+			what="\`perf record -e cpu-clock -F $mode -g\`"
+		printf '| %s | %s | %.3f | %.3f | %+.3f |\n' "$what" "$(field lost "$rest")" \
+			"$(field window_on "$rest")" "$(field sched_on "$rest")" \
+			"$(awk -v a="$(field sched_on "$rest")" -v b="$(field window_on "$rest")" 'BEGIN { print a - b }')"
+	done <"$WORK/base"
+fi
 fl_footer "$LOAD0"
