@@ -70,6 +70,40 @@ for r in $(seq $DROUNDS); do
 	set -- "${@:2}" "$1"
 	IDLE="$*"
 done
+# Where perchd's time goes at 2 and at 64 idle threads: perf's flat profile
+# of the whole daemon (it keeps no frame pointers: self time only) over
+# PWIN s of a session, as microseconds a tick per symbol.
+PFREQ=20000 PWIN=10
+profile()
+{
+	local i=$1 rec sid t s0 s1
+
+	fl_target_start threads --threads $((i + 2)) --busy 2
+	fl_record "$FL_TPID" 120 99 "$WORK/rec.json" &
+	rec=$!
+	for t in $(seq 200); do
+		[ "$(status samples)" -gt 0 ] 2>/dev/null && break
+		sleep 0.05
+	done
+	sid=$(status session)
+	[ -n "$sid" ] || fl_die "the session did not start"
+	sleep 1
+	s0=$(status samples)
+	perf record -q -F $PFREQ -p "$FL_DPID" -o "$WORK/prof.data" -- sleep $PWIN \
+		>"$WORK/prof.log" 2>&1 || fl_die "perf record -p perchd failed: $(cat "$WORK/prof.log")"
+	s1=$(status samples)
+	PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" stop "$sid" >/dev/null
+	wait $rec || fl_die "perch record failed"
+	fl_target_stop
+	perf report -i "$WORK/prof.data" --no-children --sort sym --stdio -n 2>/dev/null |
+		awk -v t=$((s1 - s0)) -v f=$PFREQ '/^ +[0-9.]+%/ {
+			n = $2; $1 = $2 = $3 = ""; sub(/^ +/, "")
+			printf "%s\t%.4f\n", $0, n * 1e6 / f / t }' >"$WORK/prof.$i"
+}
+if [ $QUICK = 0 ] && command -v perf >/dev/null 2>&1; then
+	profile 2
+	profile 64
+fi
 fl_daemon_stop
 
 # Table rows: engine medians (min–max over rounds) and perchd's.
@@ -120,4 +154,23 @@ Target (issue 5): the per-tick cost must not grow with the idle threads
 **${rd}×** ($d2 → $d64 µs); about $per µs of engine CPU per idle thread per
 tick.
 EOF
+if [ -s "$WORK/prof.2" ] && [ -s "$WORK/prof.64" ]; then
+	echo
+	echo "Where perchd's CPU per tick goes, 2 against 64 idle threads: \`perf record -F $PFREQ -p PERCHD\`"
+	echo "over $PWIN s of a session each, self time by symbol in µs a tick (perf's own"
+	echo "interrupts make everything dearer, cache misses most: compare the columns"
+	echo "with each other, not with the table above); the symbols whose cost grew most:"
+	echo
+	echo "| symbol | 2 idle | 64 idle | difference |"
+	echo "|---|---|---|---|"
+	awk -F'\t' 'FNR == NR { a[$1] = $2; next } { b[$1] = $2 }
+		END {
+			for (k in a) { ta += a[k]; if (!(k in b)) b[k] = 0 }
+			for (k in b) { tb += b[k]; if (!(k in a)) a[k] = 0 }
+			for (k in b) printf "%.4f\t%s\t%.2f\t%.2f\n", b[k] - a[k], k, a[k], b[k]
+			printf "%.4f\t%s\t%.2f\t%.2f\n", -1e9, "all symbols", ta, tb
+		}' "$WORK/prof.2" "$WORK/prof.64" | sort -t"$(printf '\t')" -k1,1gr |
+		awk -F'\t' 'NR <= 12 || $2 == "all symbols" {
+			printf "| %s | %.2f | %.2f | %+.2f |\n", ($2 == "all symbols" ? "**all symbols**" : "`" $2 "`"), $3, $4, $4 - $3 }'
+fi
 fl_footer "$LOAD0"
