@@ -8,6 +8,9 @@
  *          already seized thread: the floor of any ptrace sampler's pause;
  *   perch  the engine's pause for that thread in target_sample()
  *          (interrupt to detach, stack copy included);
+ *   bare+copy  the bare cycle (polling) that also copies as many bytes of
+ *          the thread's stack as perch did: not a target, it shows what
+ *          of perch's pause is the copy;
  * then the sampler's CPU per thread sample (unwind + symbolize, warm) for
  *   perch        the engine as shipped;
  *   perch+mask   the engine keeping libunwind's signal masking;
@@ -111,6 +114,36 @@ static double bare_cycle(pid_t pid, pid_t tid, bool poll)
 	return (double)(t1 - t0) / 1000.0;
 }
 
+/*
+ * The polling bare cycle plus what perch's pause must also do: copy the
+ * thread's stack (len bytes from its stack pointer, what perch copied for
+ * this thread on average) before letting it go.  Not a target of the issue:
+ * it shows how much of perch's pause over the bare cycle is that copy.
+ */
+static double bare_cycle_copy(pid_t pid, pid_t tid, size_t len, void *buf)
+{
+	struct user_regs_struct regs;
+	struct iovec iov = { &regs, sizeof regs }, local = { buf, len }, remote;
+	unsigned long long t0, t1;
+	bool poll = last_cpu(pid, tid) != sched_getcpu();
+
+	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
+		return -1;
+	t0 = mono_ns();
+	if (stop_seized(tid, poll) < 0)
+		return -1;
+	ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov);
+	remote.iov_base = (void *)regs.rsp;
+	remote.iov_len = len;
+	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) < 0)
+		t0 = 0;
+	ptrace(PTRACE_CONT, tid, 0, 0);
+	t1 = mono_ns();
+	stop_seized(tid, false);
+	ptrace(PTRACE_DETACH, tid, 0, 0);
+	return t0 == 0 ? -1 : (double)(t1 - t0) / 1000.0;
+}
+
 /* A stock libunwind-ptrace unwind of a stopped thread; returns µs. */
 static double stock_unwind(pid_t tid, unw_addr_space_t *as, void **upt, int *frames)
 {
@@ -192,7 +225,8 @@ struct subject {
 	size_t frames;
 	int stock_frames;
 	uint64_t copy_bytes, copies;
-	struct series bare, bare_poll, pause, cpu, cpu_mask, stock, naive;
+	struct series bare, bare_poll, bare_copy, pause, cpu, cpu_mask, stock, naive;
+	unsigned char copy_buf[65536];
 };
 
 /* Starts the subject's target (one per block of rounds). */
@@ -219,8 +253,13 @@ static int subject_open(struct subject *sj)
 /* One round on one subject; measurements of warm-up rounds are dropped. */
 static void round_on(struct subject *sj, int i)
 {
+	const struct target_stats *ts = target_stats(sj->t);
+	uint64_t copies = ts->thread_samples[PERCH_CAPTURE_STOPPED];
+	size_t len = copies != 0 ? (size_t)(ts->copy_bytes / copies) : 8192;
 	double b = bare_cycle(sj->c.pid, sj->tid, false);
 	double bp = bare_cycle(sj->c.pid, sj->tid, true);
+	double bc = bare_cycle_copy(sj->c.pid, sj->tid,
+				    len < sizeof sj->copy_buf ? len : sizeof sj->copy_buf, sj->copy_buf);
 	double p = 0, x, m, k, nv = -1;
 	size_t nf = 0;
 
@@ -235,11 +274,12 @@ static void round_on(struct subject *sj, int i)
 		unw_destroy_addr_space(fresh_as);
 	}
 	x = engine_cpu(sj->t, sj->tid, &p, &nf);
-	if (i < 0 || b < 0 || bp < 0 || x < 0 || m < 0 || k < 0)
+	if (i < 0 || b < 0 || bp < 0 || bc < 0 || x < 0 || m < 0 || k < 0)
 		return;
 	sj->frames = nf;
 	series_add(&sj->bare, b);
 	series_add(&sj->bare_poll, bp);
+	series_add(&sj->bare_copy, bc);
 	series_add(&sj->pause, p);
 	series_add(&sj->cpu, x);
 	series_add(&sj->cpu_mask, m);
@@ -310,7 +350,7 @@ static void subject_free(struct subject *sj)
 	fprintf(stderr, "depth %d: %zu samples, stock unwinder saw %d frames, "
 		"perch copied %.0f bytes of stack per thread sample\n", sj->depth,
 		sj->bare.n, sj->stock_frames, (double)sj->copy_bytes / (double)sj->copies);
-	free(sj->bare.v); free(sj->bare_poll.v); free(sj->pause.v); free(sj->cpu.v);
+	free(sj->bare.v); free(sj->bare_poll.v); free(sj->bare_copy.v); free(sj->pause.v); free(sj->cpu.v);
 	free(sj->cpu_mask.v); free(sj->stock.v); free(sj->naive.v);
 }
 
@@ -356,6 +396,17 @@ int main(int argc, char **argv)
 	printf("Targets (issue 5): perch's pause p50 ≤ 1.2×, p99 ≤ 2× the bare cycle\n\n");
 	report_targets(&sj[0]);
 	report_targets(&sj[1]);
+	printf("\nNot a target: the polling bare cycle that also copies the stack perch copied"
+	       " (its average length for that thread), µs p50 / p99\n\n");
+	printf("| depth | bytes copied | bare polling + copy | perch | perch / (bare polling + copy) |\n");
+	printf("|---|---|---|---|---|\n");
+	for (int k = 0; k < 2; k++)
+		printf("| %d | %.0f | %.1f / %.1f | %.1f / %.1f | %.2f× / %.2f× |\n", sj[k].depth,
+		       sj[k].copies ? (double)sj[k].copy_bytes / (double)sj[k].copies : 0.0,
+		       pct(&sj[k].bare_copy, 50), pct(&sj[k].bare_copy, 99),
+		       pct(&sj[k].pause, 50), pct(&sj[k].pause, 99),
+		       pct(&sj[k].pause, 50) / pct(&sj[k].bare_copy, 50),
+		       pct(&sj[k].pause, 99) / pct(&sj[k].bare_copy, 99));
 	printf("\n");
 	printf("Sampler CPU per thread sample, warm (µs, p50)\n\n");
 	printf("| depth | frames | perch (unwind + symbolize) | perch, keeping libunwind's signal masking "
