@@ -43,26 +43,38 @@ status() {
 	PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" status --json |
 		sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p"
 }
+# session_start IDLE: the target with IDLE idle threads and a session of
+# it, 1 s in; sets rec (perch record's pid) and sid.  session_end stops both.
+session_start()
+{
+	local t
+
+	fl_target_start threads --threads $(($1 + 2)) --busy 2
+	fl_record "$FL_TPID" 120 99 "$WORK/rec.json" &
+	rec=$!
+	for t in $(seq 200); do
+		[ "$(status samples)" -gt 0 ] 2>/dev/null && break
+		sleep 0.05
+	done
+	sid=$(status session)
+	[ -n "$sid" ] || fl_die "the session did not start"
+	sleep 1
+}
+session_end()
+{
+	PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" stop "$sid" >/dev/null
+	wait $rec || fl_die "perch record failed"
+	fl_target_stop
+}
 fl_daemon_start d
 set -- $IDLE
 for r in $(seq $DROUNDS); do
 	for i in $IDLE; do
-		fl_target_start threads --threads $((i + 2)) --busy 2
-		fl_record "$FL_TPID" 120 99 "$WORK/rec.json" &
-		rec=$!
-		for t in $(seq 200); do
-			[ "$(status samples)" -gt 0 ] 2>/dev/null && break
-			sleep 0.05
-		done
-		sid=$(status session)
-		[ -n "$sid" ] || fl_die "the session did not start"
-		sleep 1
+		session_start $i
 		c0=$(fl_task_cpu_ns "$FL_DPID") s0=$(status samples)
 		sleep $WINDOW
 		c1=$(fl_task_cpu_ns "$FL_DPID") s1=$(status samples)
-		PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" stop "$sid" >/dev/null
-		wait $rec || fl_die "perch record failed"
-		fl_target_stop
+		session_end
 		[ -n "$s0" ] && [ -n "$s1" ] && [ "$s1" -gt "$s0" ] ||
 			fl_die "no ticks in the window (samples $s0 -> $s1)"
 		echo "$i $(( (c1 - c0) / (s1 - s0) ))" >>"$WORK/perchd.txt"
@@ -76,25 +88,14 @@ done
 PFREQ=20000 PWIN=10
 profile()
 {
-	local i=$1 rec sid t s0 s1
+	local i=$1 s0 s1
 
-	fl_target_start threads --threads $((i + 2)) --busy 2
-	fl_record "$FL_TPID" 120 99 "$WORK/rec.json" &
-	rec=$!
-	for t in $(seq 200); do
-		[ "$(status samples)" -gt 0 ] 2>/dev/null && break
-		sleep 0.05
-	done
-	sid=$(status session)
-	[ -n "$sid" ] || fl_die "the session did not start"
-	sleep 1
+	session_start $i
 	s0=$(status samples)
 	perf record -q -F $PFREQ -p "$FL_DPID" -o "$WORK/prof.data" -- sleep $PWIN \
 		>"$WORK/prof.log" 2>&1 || fl_die "perf record -p perchd failed: $(cat "$WORK/prof.log")"
 	s1=$(status samples)
-	PERCH_SOCKET=$FL_SOCK PERCH_DB=$FL_DB "$PERCH" stop "$sid" >/dev/null
-	wait $rec || fl_die "perch record failed"
-	fl_target_stop
+	session_end
 	perf report -i "$WORK/prof.data" --no-children --sort sym --stdio -n 2>/dev/null |
 		awk -v t=$((s1 - s0)) -v f=$PFREQ '/^ +[0-9.]+%/ {
 			n = $2; $1 = $2 = $3 = ""; sub(/^ +/, "")

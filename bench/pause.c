@@ -92,13 +92,18 @@ static int stop_seized(pid_t tid, bool poll)
 
 /*
  * The bare cycle of a sampler that stays seized: INTERRUPT, wait, GETREGSET,
- * CONT, timed from the interrupt to the return of PTRACE_CONT.
+ * CONT, timed from the interrupt to the return of PTRACE_CONT.  With len > 0
+ * it also does what perch's pause must: copy len bytes of the thread's
+ * stack from its stack pointer into buf before letting it go (not a target
+ * of the issue: it shows how much of perch's pause over the bare cycle is
+ * that copy).
  */
-static double bare_cycle(pid_t pid, pid_t tid, bool poll)
+static double bare_cycle(pid_t pid, pid_t tid, bool poll, size_t len, void *buf)
 {
 	struct user_regs_struct regs;
-	struct iovec iov = { &regs, sizeof regs };
+	struct iovec iov = { &regs, sizeof regs }, local = { buf, len }, remote;
 	unsigned long long t0, t1;
+	bool copied = true;
 
 	poll = poll && last_cpu(pid, tid) != sched_getcpu();
 	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
@@ -107,41 +112,16 @@ static double bare_cycle(pid_t pid, pid_t tid, bool poll)
 	if (stop_seized(tid, poll) < 0)
 		return -1;
 	ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov);
+	if (len > 0) {
+		remote.iov_base = (void *)regs.rsp;
+		remote.iov_len = len;
+		copied = process_vm_readv(pid, &local, 1, &remote, 1, 0) >= 0;
+	}
 	ptrace(PTRACE_CONT, tid, 0, 0);
 	t1 = mono_ns();
 	stop_seized(tid, false);
 	ptrace(PTRACE_DETACH, tid, 0, 0);
-	return (double)(t1 - t0) / 1000.0;
-}
-
-/*
- * The polling bare cycle plus what perch's pause must also do: copy the
- * thread's stack (len bytes from its stack pointer, what perch copied for
- * this thread on average) before letting it go.  Not a target of the issue:
- * it shows how much of perch's pause over the bare cycle is that copy.
- */
-static double bare_cycle_copy(pid_t pid, pid_t tid, size_t len, void *buf)
-{
-	struct user_regs_struct regs;
-	struct iovec iov = { &regs, sizeof regs }, local = { buf, len }, remote;
-	unsigned long long t0, t1;
-	bool poll = last_cpu(pid, tid) != sched_getcpu();
-
-	if (ptrace(PTRACE_SEIZE, tid, 0, 0) < 0)
-		return -1;
-	t0 = mono_ns();
-	if (stop_seized(tid, poll) < 0)
-		return -1;
-	ptrace(PTRACE_GETREGSET, tid, (void *)NT_PRSTATUS, &iov);
-	remote.iov_base = (void *)regs.rsp;
-	remote.iov_len = len;
-	if (process_vm_readv(pid, &local, 1, &remote, 1, 0) < 0)
-		t0 = 0;
-	ptrace(PTRACE_CONT, tid, 0, 0);
-	t1 = mono_ns();
-	stop_seized(tid, false);
-	ptrace(PTRACE_DETACH, tid, 0, 0);
-	return t0 == 0 ? -1 : (double)(t1 - t0) / 1000.0;
+	return copied ? (double)(t1 - t0) / 1000.0 : -1;
 }
 
 /* A stock libunwind-ptrace unwind of a stopped thread; returns µs. */
@@ -256,10 +236,10 @@ static void round_on(struct subject *sj, int i)
 	const struct target_stats *ts = target_stats(sj->t);
 	uint64_t copies = ts->thread_samples[PERCH_CAPTURE_STOPPED];
 	size_t len = copies != 0 ? (size_t)(ts->copy_bytes / copies) : 8192;
-	double b = bare_cycle(sj->c.pid, sj->tid, false);
-	double bp = bare_cycle(sj->c.pid, sj->tid, true);
-	double bc = bare_cycle_copy(sj->c.pid, sj->tid,
-				    len < sizeof sj->copy_buf ? len : sizeof sj->copy_buf, sj->copy_buf);
+	double b = bare_cycle(sj->c.pid, sj->tid, false, 0, NULL);
+	double bp = bare_cycle(sj->c.pid, sj->tid, true, 0, NULL);
+	double bc = bare_cycle(sj->c.pid, sj->tid, true,
+			       len < sizeof sj->copy_buf ? len : sizeof sj->copy_buf, sj->copy_buf);
 	double p = 0, x, m, k, nv = -1;
 	size_t nf = 0;
 
