@@ -199,12 +199,20 @@ static double on_share(const struct sw *s, size_t n, uint64_t a, uint64_t b)
 	return b > a ? (double)on / (double)(b - a) : 0;
 }
 
+/* on_share over a window given in CLOCK_REALTIME ns (decimal strings). */
+static double window_share(const struct vec *sws, const char *real0, const char *real1)
+{
+	int64_t off = real_minus_mono();
+
+	return on_share(sws->v, sws->n, (uint64_t)(strtoll(real0, NULL, 10) - off),
+			(uint64_t)(strtoll(real1, NULL, 10) - off));
+}
+
 /* --window: no session, only the thread's share on a CPU over the window. */
 static int window_only(const char *path, const char *real0, const char *real1)
 {
 	struct vec sws = { .size = sizeof(struct sw) };
 	size_t lost = 0;
-	int64_t off = real_minus_mono();
 
 	if (read_switches(path, &sws, &lost) < 0)
 		return 1;
@@ -212,9 +220,7 @@ static int window_only(const char *path, const char *real0, const char *real1)
 		fprintf(stderr, "bench_state_truth: no switches in %s\n", path);
 		return 1;
 	}
-	printf("lost=%zu window_on=%.4f\n", lost,
-	       on_share(sws.v, sws.n, (uint64_t)(strtoll(real0, NULL, 10) - off),
-			(uint64_t)(strtoll(real1, NULL, 10) - off)));
+	printf("lost=%zu window_on=%.4f\n", lost, window_share(&sws, real0, real1));
 	free(sws.v);
 	return 0;
 }
@@ -277,13 +283,8 @@ int main(int argc, char **argv)
 	printf("lost=%zu ticks=%zu agree=%.4f perch_r=%.4f true_r=%.4f perch_w=%.4f true_w=%.4f span_on=%.4f",
 	       lost, n, (double)agree / n, (double)pr / n, (double)tr / n, (double)pw / n,
 	       (double)tw / n, on_share(s, sws.n, k[0].t, k[ticks.n - 1].t));
-	if (argc == 7) {
-		int64_t off = real_minus_mono();
-
-		printf(" window_on=%.4f",
-		       on_share(s, sws.n, (uint64_t)(strtoll(argv[5], NULL, 10) - off),
-				(uint64_t)(strtoll(argv[6], NULL, 10) - off)));
-	}
+	if (argc == 7)
+		printf(" window_on=%.4f", window_share(&sws, argv[5], argv[6]));
 	printf("\n");
 	free(ticks.v);
 	free(sws.v);

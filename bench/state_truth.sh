@@ -33,28 +33,45 @@ thread_sched()
 }
 
 fl_daemon_start s
+# switches_start SW: perf records the thread's switches into SW.data; then,
+# a second later, the window opens (run0, real0).  switches_end SW closes
+# it (run1, real1) and leaves the switches as text in SW.txt.
+switches_start()
+{
+	perf record -q -m 1024 -e dummy --switch-events -k CLOCK_MONOTONIC -t "$rpid" \
+		-o "$1.data" -- sleep $((SECS + 3)) >"$1.log" 2>&1 &
+	pp=$!
+	sleep 1
+	read -r run0 real0 <<<"$(thread_sched "$rpid")"
+}
+switches_end()
+{
+	read -r run1 real1 <<<"$(thread_sched "$rpid")"
+	wait $pp || fl_die "perf record failed: $(cat "$1.log")"
+	perf script --ns --show-switch-events --show-lost-events -F time,event -i "$1.data" \
+		>"$1.txt" 2>/dev/null || fl_die "perf script failed"
+	rm -f "$1.data"
+}
+# schedstat's on-a-CPU share over the window.
+sched_on()
+{
+	awk -v a=$run0 -v b=$run1 -v s=$real0 -v e=$real1 \
+		'BEGIN { printf "sched_on=%.4f", (b - a) / (e - s) }'
+}
+
 fl_redis_start
 rpid=$FL_RPID
 sleep 1
 for hz in $RATES; do
 	for r in $(seq $ROUNDS); do
 		sw=$WORK/sw.$hz.$r
-		perf record -q -m 1024 -e dummy --switch-events -k CLOCK_MONOTONIC -t "$rpid" \
-			-o "$sw.data" -- sleep $((SECS + 3)) >"$sw.log" 2>&1 &
-		pp=$!
-		sleep 1
-		read -r run0 real0 <<<"$(thread_sched "$rpid")"
+		switches_start "$sw"
 		fl_record "$rpid" "$SECS" "$hz" "$WORK/rec.json"
-		read -r run1 real1 <<<"$(thread_sched "$rpid")"
-		wait $pp || fl_die "perf record failed: $(cat "$sw.log")"
+		switches_end "$sw"
 		sid=$(fl_json_num "$WORK/rec.json" session)
-		perf script --ns --show-switch-events --show-lost-events -F time,event -i "$sw.data" \
-			>"$sw.txt" 2>/dev/null || fl_die "perf script failed"
 		line=$("$TRUTH" "$FL_DB" "$sid" "$rpid" "$sw.txt" "$real0" "$real1") ||
 			fl_die "bench_state_truth failed"
-		echo "$hz $r $line $(awk -v a=$run0 -v b=$run1 -v s=$real0 -v e=$real1 \
-			'BEGIN { printf "sched_on=%.4f", (b - a) / (e - s) }')" >>"$WORK/rows"
-		rm -f "$sw.data"
+		echo "$hz $r $line $(sched_on)" >>"$WORK/rows"
 	done
 done
 # The same window comparison without perch: nothing else on the thread,
@@ -63,27 +80,19 @@ done
 if [ "${2:-}" != --quick ]; then
 	for mode in nothing 99 999; do
 		sw=$WORK/sw.$mode
-		perf record -q -m 1024 -e dummy --switch-events -k CLOCK_MONOTONIC -t "$rpid" \
-			-o "$sw.data" -- sleep $((SECS + 3)) >"$sw.log" 2>&1 &
-		pp=$!
-		sleep 1
-		read -r run0 real0 <<<"$(thread_sched "$rpid")"
+		switches_start "$sw"
 		if [ $mode = nothing ]; then
 			sleep "$SECS"
 		else
 			perf record -q -e cpu-clock -F $mode -g -t "$rpid" -o "$WORK/cc.data" \
 				-- sleep "$SECS" >"$WORK/cc.log" 2>&1 ||
 				fl_die "perf record -e cpu-clock failed: $(cat "$WORK/cc.log")"
+			rm -f "$WORK/cc.data"
 		fi
-		read -r run1 real1 <<<"$(thread_sched "$rpid")"
-		wait $pp || fl_die "perf record failed: $(cat "$sw.log")"
-		perf script --ns --show-switch-events --show-lost-events -F time,event -i "$sw.data" \
-			>"$sw.txt" 2>/dev/null || fl_die "perf script failed"
+		switches_end "$sw"
 		line=$("$TRUTH" --window "$sw.txt" "$real0" "$real1") ||
 			fl_die "bench_state_truth --window failed"
-		echo "$mode $line $(awk -v a=$run0 -v b=$run1 -v s=$real0 -v e=$real1 \
-			'BEGIN { printf "sched_on=%.4f", (b - a) / (e - s) }')" >>"$WORK/base"
-		rm -f "$sw.data" "$WORK/cc.data"
+		echo "$mode $line $(sched_on)" >>"$WORK/base"
 	done
 fi
 fl_redis_stop
