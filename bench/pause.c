@@ -3,7 +3,8 @@
  *
  * For a thread spinning at the bottom of a 20- and a 200-frame recursion
  * (tests/targets/deep), measured in the same run with the variants
- * interleaved:
+ * interleaved (in an order rotated every round, each after the thread ran
+ * undisturbed for SETTLE_NS):
  *   bare   PTRACE_INTERRUPT + waitpid + PTRACE_GETREGSET + PTRACE_CONT on an
  *          already seized thread: the floor of any ptrace sampler's pause;
  *   perch  the engine's pause for that thread in target_sample()
@@ -11,6 +12,10 @@
  *   bare+copy  the bare cycle (polling) that also copies as many bytes of
  *          the thread's stack as perch did: not a target, it shows what
  *          of perch's pause is the copy;
+ *   bare+copy+detach  the same, ended by PTRACE_DETACH instead of
+ *          PTRACE_CONT, as perch must end it (it leaves no thread traced
+ *          between samples): not a target either, it is the floor of a
+ *          pause that copies the stack and leaves nothing traced;
  * then the sampler's CPU per thread sample (unwind + symbolize, warm) for
  *   perch        the engine as shipped;
  *   perch+mask   the engine keeping libunwind's signal masking;
@@ -96,9 +101,10 @@ static int stop_seized(pid_t tid, bool poll)
  * it also does what perch's pause must: copy len bytes of the thread's
  * stack from its stack pointer into buf before letting it go (not a target
  * of the issue: it shows how much of perch's pause over the bare cycle is
- * that copy).
+ * that copy).  With detach it lets the thread go as perch does, by
+ * PTRACE_DETACH (timed to its return) rather than PTRACE_CONT.
  */
-static double bare_cycle(pid_t pid, pid_t tid, bool poll, size_t len, void *buf)
+static double bare_cycle(pid_t pid, pid_t tid, bool poll, size_t len, void *buf, bool detach)
 {
 	struct user_regs_struct regs;
 	struct iovec iov = { &regs, sizeof regs }, local = { buf, len }, remote;
@@ -117,10 +123,15 @@ static double bare_cycle(pid_t pid, pid_t tid, bool poll, size_t len, void *buf)
 		remote.iov_len = len;
 		copied = process_vm_readv(pid, &local, 1, &remote, 1, 0) >= 0;
 	}
-	ptrace(PTRACE_CONT, tid, 0, 0);
-	t1 = mono_ns();
-	stop_seized(tid, false);
-	ptrace(PTRACE_DETACH, tid, 0, 0);
+	if (detach) {
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+		t1 = mono_ns();
+	} else {
+		ptrace(PTRACE_CONT, tid, 0, 0);
+		t1 = mono_ns();
+		stop_seized(tid, false);
+		ptrace(PTRACE_DETACH, tid, 0, 0);
+	}
 	return copied ? (double)(t1 - t0) / 1000.0 : -1;
 }
 
@@ -205,7 +216,7 @@ struct subject {
 	size_t frames;
 	int stock_frames;
 	uint64_t copy_bytes, copies;
-	struct series bare, bare_poll, bare_copy, pause, cpu, cpu_mask, stock, naive;
+	struct series bare, bare_poll, bare_copy, bare_detach, pause, cpu, cpu_mask, stock, naive;
 	unsigned char copy_buf[65536];
 };
 
@@ -230,20 +241,41 @@ static int subject_open(struct subject *sj)
 	return 0;
 }
 
+/* How long the thread runs undisturbed before each pause measured. */
+#define SETTLE_NS 300000
+
 /* One round on one subject; measurements of warm-up rounds are dropped. */
 static void round_on(struct subject *sj, int i)
 {
 	const struct target_stats *ts = target_stats(sj->t);
 	uint64_t copies = ts->thread_samples[PERCH_CAPTURE_STOPPED];
 	size_t len = copies != 0 ? (size_t)(ts->copy_bytes / copies) : 8192;
-	double b = bare_cycle(sj->c.pid, sj->tid, false, 0, NULL);
-	double bp = bare_cycle(sj->c.pid, sj->tid, true, 0, NULL);
-	double bc = bare_cycle(sj->c.pid, sj->tid, true,
-			       len < sizeof sj->copy_buf ? len : sizeof sj->copy_buf, sj->copy_buf);
-	double p = 0, x, m, k, nv = -1;
+	size_t clen = len < sizeof sj->copy_buf ? len : sizeof sj->copy_buf;
+	double v[5], b, bp, bc, bd, p = 0, x = -1, m, k, nv = -1;
 	size_t nf = 0;
 
-	m = engine_cpu(sj->tmask, sj->tid, &p, &nf);
+	/*
+	 * The five pauses in an order rotated every round, each of a thread
+	 * that ran undisturbed for SETTLE_NS, as a sampler's thread has
+	 * between ticks.  One let go microseconds ago stops sooner (it is
+	 * still on its way out of the kernel): until 2026-11-27 the bare
+	 * cycles ran back to back, each right after the previous one's
+	 * release, and measured 17-18 µs where the same cycle of a thread
+	 * that had run 300 µs took 21-23 µs, while perch's pause came after
+	 * the unwinders' work; perch then read 1.2-1.4x the bare cycle.
+	 */
+	for (int n = 0; n < 5; n++) {
+		int w = (n + (i < 0 ? -i : i)) % 5;
+
+		nanosleep(&(struct timespec){ 0, SETTLE_NS }, NULL);
+		if (w == 4)
+			v[w] = x = engine_cpu(sj->t, sj->tid, &p, &nf);
+		else
+			v[w] = bare_cycle(sj->c.pid, sj->tid, w != 0, w >= 2 ? clen : 0,
+					  sj->copy_buf, w == 3);
+	}
+	b = v[0], bp = v[1], bc = v[2], bd = v[3];
+	m = engine_cpu(sj->tmask, sj->tid, &(double){ 0 }, &(size_t){ 0 });
 	k = stock_unwind(sj->tid, &sj->as, &sj->upt, &sj->stock_frames);
 	if (i % 10 == 0) {
 		unw_addr_space_t fresh_as = NULL;
@@ -253,13 +285,13 @@ static void round_on(struct subject *sj, int i)
 		_UPT_destroy(fresh_upt);
 		unw_destroy_addr_space(fresh_as);
 	}
-	x = engine_cpu(sj->t, sj->tid, &p, &nf);
-	if (i < 0 || b < 0 || bp < 0 || bc < 0 || x < 0 || m < 0 || k < 0)
+	if (i < 0 || b < 0 || bp < 0 || bc < 0 || bd < 0 || x < 0 || m < 0 || k < 0)
 		return;
 	sj->frames = nf;
 	series_add(&sj->bare, b);
 	series_add(&sj->bare_poll, bp);
 	series_add(&sj->bare_copy, bc);
+	series_add(&sj->bare_detach, bd);
 	series_add(&sj->pause, p);
 	series_add(&sj->cpu, x);
 	series_add(&sj->cpu_mask, m);
@@ -330,7 +362,7 @@ static void subject_free(struct subject *sj)
 	fprintf(stderr, "depth %d: %zu samples, stock unwinder saw %d frames, "
 		"perch copied %.0f bytes of stack per thread sample\n", sj->depth,
 		sj->bare.n, sj->stock_frames, (double)sj->copy_bytes / (double)sj->copies);
-	free(sj->bare.v); free(sj->bare_poll.v); free(sj->bare_copy.v); free(sj->pause.v); free(sj->cpu.v);
+	free(sj->bare.v); free(sj->bare_poll.v); free(sj->bare_copy.v); free(sj->bare_detach.v); free(sj->pause.v); free(sj->cpu.v);
 	free(sj->cpu_mask.v); free(sj->stock.v); free(sj->naive.v);
 }
 
@@ -377,16 +409,22 @@ int main(int argc, char **argv)
 	report_targets(&sj[0]);
 	report_targets(&sj[1]);
 	printf("\nNot a target: the polling bare cycle that also copies the stack perch copied"
-	       " (its average length for that thread), µs p50 / p99\n\n");
-	printf("| depth | bytes copied | bare polling + copy | perch | perch / (bare polling + copy) |\n");
-	printf("|---|---|---|---|---|\n");
+	       " (its average length for that thread), and that cycle ended by PTRACE_DETACH"
+	       " as perch ends it, µs p50 / p99\n\n");
+	printf("| depth | bytes copied | bare polling + copy | + detach instead of cont | perch "
+	       "| perch / (bare polling + copy) | perch / (+ detach) |\n");
+	printf("|---|---|---|---|---|---|---|\n");
 	for (int k = 0; k < 2; k++)
-		printf("| %d | %.0f | %.1f / %.1f | %.1f / %.1f | %.2f× / %.2f× |\n", sj[k].depth,
+		printf("| %d | %.0f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.2f× / %.2f× "
+		       "| %.2f× / %.2f× |\n", sj[k].depth,
 		       sj[k].copies ? (double)sj[k].copy_bytes / (double)sj[k].copies : 0.0,
 		       pct(&sj[k].bare_copy, 50), pct(&sj[k].bare_copy, 99),
+		       pct(&sj[k].bare_detach, 50), pct(&sj[k].bare_detach, 99),
 		       pct(&sj[k].pause, 50), pct(&sj[k].pause, 99),
 		       pct(&sj[k].pause, 50) / pct(&sj[k].bare_copy, 50),
-		       pct(&sj[k].pause, 99) / pct(&sj[k].bare_copy, 99));
+		       pct(&sj[k].pause, 99) / pct(&sj[k].bare_copy, 99),
+		       pct(&sj[k].pause, 50) / pct(&sj[k].bare_detach, 50),
+		       pct(&sj[k].pause, 99) / pct(&sj[k].bare_detach, 99));
 	printf("\n");
 	printf("Sampler CPU per thread sample, warm (µs, p50)\n\n");
 	printf("| depth | frames | perch (unwind + symbolize) | perch, keeping libunwind's signal masking "
