@@ -202,6 +202,16 @@ static void finish(struct tracer_job *j, int rc, int deliver)
 	j->done = true;
 }
 
+size_t tracer_copy_len(uint64_t sp, size_t copy_len, uint64_t copy_end, size_t copy_max,
+		       uint64_t end)
+{
+	if (copy_end > sp && copy_end - sp <= copy_max)
+		copy_len = (size_t)(copy_end - sp);
+	if (end > sp && end - sp < copy_len)
+		copy_len = (size_t)(end - sp);
+	return copy_len;
+}
+
 /* The thread is stopped: registers, stack, release. */
 static void capture(struct tracer_job *j, int deliver)
 {
@@ -218,8 +228,7 @@ static void capture(struct tracer_job *j, int deliver)
 	snap->interrupted_syscall = deliver == 0 && (int64_t)snap->regs.orig_rax >= 0 &&
 				    (int64_t)snap->regs.rax == -EINTR;
 	end = j->stack_end ? j->stack_end(j->ctx, snap->regs.rsp) : 0;
-	if (end > snap->regs.rsp && end - snap->regs.rsp < copy_len)
-		copy_len = (size_t)(end - snap->regs.rsp);
+	copy_len = tracer_copy_len(snap->regs.rsp, copy_len, j->copy_end, j->copy_max, end);
 	finish(j, copy_stack(j->tid, snap->regs.rsp, copy_len, snap), deliver);
 }
 

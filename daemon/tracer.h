@@ -74,11 +74,26 @@ struct tracer_job {
 	 */
 	uint64_t (*stack_end)(void *ctx, uint64_t sp);
 	void *ctx;
+	/*
+	 * Where the thread's last unwind ended (0 when unknown): a stack
+	 * pointer below it by at most copy_max bytes gets exactly
+	 * [sp, copy_end) copied instead of copy_len bytes (tracer_copy_len).
+	 */
+	uint64_t copy_end;
+	size_t copy_max;
 	/* Set by the tracer. */
 	bool done;
 	int rc;				/* once done: 0 or a negative errno */
 	uint64_t t0;			/* when the interrupt was sent */
 };
+
+/*
+ * How many bytes of stack to copy from sp: up to copy_end when sp lies below
+ * it by at most copy_max, else copy_len; then bounded by end (the end of
+ * the mapping holding sp, 0 when unknown).
+ */
+size_t tracer_copy_len(uint64_t sp, size_t copy_len, uint64_t copy_end, size_t copy_max,
+		       uint64_t end);
 
 /*
  * Seizes and interrupts the job's thread.  Returns 0 (the job is pending)

@@ -124,6 +124,60 @@ static void test_deep_recursion(void **state)
 	assert_int_equal(child_quit(&c), 0);
 }
 
+/*
+ * A stack whose depth changes between samples: 1000 frames (33 KiB), then
+ * 3, then 1000 again, every 4 ms.  A stop copies from the stack pointer to where the last
+ * unwind ended, so a thread found deeper than at its last sample still has
+ * its whole stack in the copy: no sample may need stack words read after
+ * the thread resumed (which could belong to frames it has left since).
+ * With a length adapted to recent samples instead, the first deep sample
+ * after shallow ones read hundreds of words late.
+ */
+static void test_depth_changes_between_samples(void **state)
+{
+	const char *args[] = { "--depth", "1000", "--swing", "4", NULL };
+	unsigned int deep = 0, shallow = 0, after_shallow = 0;
+	uint64_t late_first = 0;
+	bool was_shallow = false;
+	struct perch_sample s;
+	struct target *t;
+	struct child c;
+
+	(void)state;
+	assert_int_equal(spawn_target(&c, "deep", args), 0);
+	t = open_target(c.pid);
+	for (int i = 0; i < 400 && after_shallow < 10; i++) {
+		const struct perch_thread *th;
+		int recurse = 0;
+
+		assert_int_equal(target_sample(t, &s), 0);
+		th = thread_named(&s, "deep-0");
+		assert_non_null(th);
+		for (size_t k = 0; k < th->nframes; k++)
+			recurse += strcmp(th->frames[k].func, "recurse") == 0;
+		assert_true(th->complete);
+		assert_true(ends_at_thread_root(th));
+		if (recurse == 1000) {
+			deep++;
+			after_shallow += was_shallow;
+		}
+		shallow += recurse == 3;
+		was_shallow = recurse == 3;
+		/* The first copy has no unwind to end at: 16 KiB, read on late. */
+		if (i == 0)
+			late_first = target_stats(t)->late_reads;
+		usleep(1000 + (unsigned int)(i % 7) * 500);
+	}
+	print_message("deep %u, shallow %u, deep right after shallow %u, late reads %llu "
+		      "(%llu at the first sample)\n", deep, shallow, after_shallow,
+		      (unsigned long long)target_stats(t)->late_reads,
+		      (unsigned long long)late_first);
+	assert_true(after_shallow >= 10);
+	assert_int_equal(target_stats(t)->late_reads, late_first);
+	target_close(t);
+	assert_int_equal(child_quit(&c), 0);
+}
+
 static void test_sixteen_threads(void **state)
 {
 	const char *args[] = { "--threads", "16", "--busy", "4", NULL };
@@ -1507,6 +1561,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_burner_stacks_and_split, kill_targets),
 		cmocka_unit_test_teardown(test_deep_recursion, kill_targets),
+		cmocka_unit_test_teardown(test_depth_changes_between_samples, kill_targets),
 		cmocka_unit_test_teardown(test_sixteen_threads, kill_targets),
 		cmocka_unit_test_teardown(test_carried_stops, kill_targets),
 		cmocka_unit_test_teardown(test_stop_budget, kill_targets),

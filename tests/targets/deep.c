@@ -2,7 +2,9 @@
  * deep: threads that recurse D frames deep and spin at the bottom, so the
  * stack at the hot leaf is deep_leaf, D x recurse, the thread function, ...
  * --main runs the recursion in the main thread as well, to get the main
- * thread's stack shape (main, __libc_start_call_main, ...).
+ * thread's stack shape (main, __libc_start_call_main, ...).  --swing MS
+ * makes the threads alternate, every MS milliseconds, between D frames and
+ * SHALLOW: a stack whose depth changes between samples.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "target_util.h"
@@ -18,15 +21,29 @@
 static atomic_bool stop;
 static atomic_int at_leaf;	/* deep-N threads that reached deep_leaf */
 static int depth = 200;
+static int swing_ms;
+#define SHALLOW 3
 static pthread_barrier_t started;
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Spins until the target quits, or for swing_ms when it swings. */
 static __attribute__((noinline, noclone)) void deep_leaf(void)
 {
+	double until = swing_ms > 0 ? now_ms() + swing_ms : 0;
 	unsigned long x = 1;
 
 	atomic_fetch_add(&at_leaf, 1);
-	while (!atomic_load_explicit(&stop, memory_order_relaxed))
-		TARGET_MIX(x);
+	while (!atomic_load_explicit(&stop, memory_order_relaxed) &&
+	       (until == 0 || now_ms() < until))
+		for (int i = 0; i < 1000; i++)
+			TARGET_MIX(x);
 }
 
 static __attribute__((noinline, noclone)) void recurse(int n)
@@ -41,6 +58,16 @@ static __attribute__((noinline, noclone)) void recurse(int n)
 	(void)frame;
 }
 
+/* D frames deep until the target quits, or swinging between D and SHALLOW. */
+static void run(void)
+{
+	do {
+		recurse(depth);
+		if (swing_ms > 0)
+			recurse(SHALLOW);
+	} while (swing_ms > 0 && !atomic_load(&stop));
+}
+
 static void *deep_thread(void *arg)
 {
 	char name[16];
@@ -48,7 +75,7 @@ static void *deep_thread(void *arg)
 	snprintf(name, sizeof name, "deep-%d", (int)(long)arg);
 	pthread_setname_np(pthread_self(), name);
 	pthread_barrier_wait(&started);
-	recurse(depth);
+	run();
 	return NULL;
 }
 
@@ -64,13 +91,14 @@ static void *quit_thread(void *arg)
 
 int main(int argc, char **argv)
 {
-	static const char usage[] = "usage: deep [--depth D] [--threads N] [--main]";
+	static const char usage[] = "usage: deep [--depth D] [--threads N] [--main] [--swing MS]";
 	bool in_main = false;
 	int nthreads = 1;
 	const struct target_option options[] = {
 		{ "depth", .int_value = &depth, .min = 1, .max = 100000 },
 		{ "threads", .int_value = &nthreads, .min = 0, .max = 4096 },
 		{ "main", .flag = &in_main },
+		{ "swing", .int_value = &swing_ms, .min = 1, .max = 100000 },
 		{ NULL },
 	};
 	pthread_t *threads, quitter = 0;
@@ -100,7 +128,7 @@ int main(int argc, char **argv)
 	target_ready();
 
 	if (in_main) {
-		recurse(depth);
+		run();
 		pthread_join(quitter, NULL);
 	} else {
 		target_wait_for_quit();
