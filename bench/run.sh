@@ -88,7 +88,8 @@ pause_table() {
 	echo "\`bench_pause $pause_samples\`: one thread spinning under a 20- and a" \
 		"200-frame recursion; the bare cycle of a sampler that stays seized" \
 		"(interrupt, wait, GETREGSET, CONT) against perch's pause (interrupt to" \
-		"detach, stack copy included), interleaved, µs."
+		"detach, stack copy included), interleaved in an order rotated every" \
+		"round, each of a thread that ran 300 µs undisturbed since the last, µs."
 	echo
 	"$PERCH_BUILD/bench/bench_pause" "$pause_samples"
 }
