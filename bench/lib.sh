@@ -17,8 +17,9 @@
 #                     sets PERCHD_PID and exports PERCH_SOCKET and PERCH_DB
 #   wait_line FILE TEXT SECONDS
 #                     waits until FILE has a line TEXT; 1 on time-out
-#   perchd_perf_start FILE / perchd_perf_stop
-#                     the private perchd again, under perf record -g, into FILE
+#   perchd_perf_start FILE / perchd_perf_enable / perchd_perf_stop
+#                     the private perchd again, under perf record -g, into
+#                     FILE, recording only from perchd_perf_enable on
 #   perf_top FILE N   the N symbols with the most self time in a perf.data,
 #                     as markdown table rows
 #   bench_log MSG     progress on stderr (stdout is the report)
@@ -131,15 +132,24 @@ perf_top() {
 # perf on perchd itself, to show where its time goes: perchd_perf_start
 # FILE restarts the private perchd under `perf record -g` (attaching perf
 # to a running multi-threaded process is unreliable on this machine; a
-# process started under perf is followed from the start) and sets
-# PERCHD_PID to the new perchd; perchd_perf_stop stops that perchd, which
-# ends perf and leaves FILE.
+# process started under perf is followed from the start) with its events
+# disabled, and sets PERCHD_PID to the new perchd; perchd_perf_enable
+# starts the recording; perchd_perf_stop stops that perchd, which ends perf
+# and leaves FILE.  The caller runs a session before enabling: a new
+# perchd's first session loads the target's libraries' symbols and DWARF
+# (libdw inflating libc's compressed debug file: a third of the samples of
+# a 3-s session in the full run of 2026-11-27 01:38), which the measured
+# runs, on a perchd that has profiled the same programs before, do not.
 perchd_perf_start() {
 	local dir tries=100
 	dir=$(dirname "$PERCH_SOCKET")
 	perchd_stop
-	rm -f "$PERCH_SOCKET"
-	perf record -F 999 -g -o "$1" -- "$PERCH_BUILD/daemon/perchd" --foreground \
+	rm -f "$PERCH_SOCKET" "$dir/perf.ctl" "$dir/perf.ack"
+	mkfifo "$dir/perf.ctl" "$dir/perf.ack" || return 1
+	# Opened read-write, so that neither open waits for the other end.
+	exec {PERF_CTL_FD}<>"$dir/perf.ctl" {PERF_ACK_FD}<>"$dir/perf.ack"
+	perf record -F 999 -g -D -1 --control "fd:$PERF_CTL_FD,$PERF_ACK_FD" -o "$1" \
+		-- "$PERCH_BUILD/daemon/perchd" --foreground \
 		--socket "$PERCH_SOCKET" --db "$PERCH_DB" 2>>"$dir/perchd.log" &
 	PERCHD_PERF_PID=$!
 	while ((tries-- > 0)); do
@@ -150,9 +160,17 @@ perchd_perf_start() {
 	[ -n "$PERCHD_PID" ] && [ -S "$PERCH_SOCKET" ]
 }
 
+perchd_perf_enable() {
+	local ack=
+	echo enable >&"$PERF_CTL_FD"
+	read -r -t 10 -u "$PERF_ACK_FD" ack
+	[ "$ack" = ack ]
+}
+
 perchd_perf_stop() {
 	[ -n "${PERCHD_PERF_PID:-}" ] || return 0
 	perchd_stop
 	wait "$PERCHD_PERF_PID"
 	PERCHD_PERF_PID=
+	exec {PERF_CTL_FD}>&- {PERF_ACK_FD}>&-
 }

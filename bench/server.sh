@@ -342,6 +342,10 @@ if [ -n "$miss" ]; then
 	children=""
 	perchd_perf_start "$work/perchd.data" || echo "(perchd did not start under perf)"
 	redis_launch none
+	# A first session, not recorded by perf: the measured runs' perchd had
+	# redis-server's symbols loaded (lib.sh, perchd_perf_start).
+	"$perch" record -p "$server_pid" -r 99 -d 1 --no-autostart >/dev/null 2>&1
+	perchd_perf_enable || echo "(perf did not start recording perchd)"
 	# Once (2026-11-26 14:41) the server of this run was gone at once, perch
 	# could not attach, and redis-benchmark then spun at 100 % against no
 	# server for ten minutes: skipped then, and bounded anyway.
@@ -356,7 +360,8 @@ if [ -n "$miss" ]; then
 	server_stop TERM
 	perchd_perf_stop
 	echo "perchd's own profile during one more redis run under perch" \
-		"(perchd started under \`perf record -F 999 -g\`; self time, top symbols):"
+		"(perchd started under \`perf record -F 999 -g\`, recording from the" \
+		"second session on; self time, top symbols):"
 	echo
 	echo "| self | symbol | object |"
 	echo "|---|---|---|"
