@@ -650,11 +650,10 @@ static void adapt_copy_len(struct target *t, struct tstate *ts,
 	 * keep room for the thread going deeper, and still falls short when
 	 * it goes much deeper (then the unwind reads the rest after the
 	 * thread resumed); it came to 5 KiB for a 20-frame stack that needs
-	 * 1.1 (bench_pause).  The copy is done while the thread is stopped,
-	 * though its length is the smaller part of its cost: one
-	 * process_vm_readv of 1 KiB took 2.7 µs, of 16 KiB 3.9, here.  An
-	 * unwind that stopped early, or read past its copy, proves nothing
-	 * about the end: the next copy is by length again.
+	 * 1.1 (bench_pause); the copy is made while the thread is stopped,
+	 * though its length is the smaller part of its cost (docs/DESIGN.md,
+	 * "The pause").  An unwind that stopped early, or read past its copy,
+	 * proves nothing about the end: the next copy is by length again.
 	 */
 	ts->copy_end = ur->complete && ur->late_reads == 0 && ur->stack_high > ts->snap.stack_addr
 			       ? ur->stack_high + END_SLACK
