@@ -95,6 +95,24 @@ static void test_burner_stacks_and_split(void **state)
 	assert_in_range(alpha * 100 / (alpha + beta), 68, 82);
 }
 
+/*
+ * One sample of deep's thread deep-0 (into *th), which must have unwound to
+ * its root; returns how many of its frames are recurse().
+ */
+static int sample_deep(struct target *t, struct perch_sample *s, const struct perch_thread **th)
+{
+	int recurse = 0;
+
+	assert_int_equal(target_sample(t, s), 0);
+	*th = thread_named(s, "deep-0");
+	assert_non_null(*th);
+	for (size_t k = 0; k < (*th)->nframes; k++)
+		recurse += strcmp((*th)->frames[k].func, "recurse") == 0;
+	assert_true((*th)->complete);
+	assert_true(ends_at_thread_root(*th));
+	return recurse;
+}
+
 static void test_deep_recursion(void **state)
 {
 	const char *args[] = { "--depth", "200", NULL };
@@ -107,17 +125,10 @@ static void test_deep_recursion(void **state)
 	t = open_target(c.pid);
 	for (int i = 0; i < 20; i++) {
 		const struct perch_thread *th;
-		int recurse = 0;
+		int recurse = sample_deep(t, &s, &th);
 
-		assert_int_equal(target_sample(t, &s), 0);
-		th = thread_named(&s, "deep-0");
-		assert_non_null(th);
-		for (size_t k = 0; k < th->nframes; k++)
-			recurse += strcmp(th->frames[k].func, "recurse") == 0;
 		assert_string_equal(th->frames[0].func, "deep_leaf");
 		assert_int_equal(recurse, 200);
-		assert_true(th->complete);
-		assert_true(ends_at_thread_root(th));
 		usleep(5000);
 	}
 	target_close(t);
@@ -126,12 +137,12 @@ static void test_deep_recursion(void **state)
 
 /*
  * A stack whose depth changes between samples: 1000 frames (33 KiB), then
- * 3, then 1000 again, every 4 ms.  A stop copies from the stack pointer to where the last
- * unwind ended, so a thread found deeper than at its last sample still has
- * its whole stack in the copy: no sample may need stack words read after
- * the thread resumed (which could belong to frames it has left since).
- * With a length adapted to recent samples instead, the first deep sample
- * after shallow ones read hundreds of words late.
+ * 3, then 1000 again, every 4 ms.  A stop copies from the stack pointer to
+ * where the last unwind ended, so a thread found deeper than at its last
+ * sample still has its whole stack in the copy: no sample may need stack
+ * words read after the thread resumed (which could belong to frames it has
+ * left since).  With a length adapted to recent samples instead, deep
+ * samples after shallow ones read thousands of words late.
  */
 static void test_depth_changes_between_samples(void **state)
 {
@@ -148,15 +159,8 @@ static void test_depth_changes_between_samples(void **state)
 	t = open_target(c.pid);
 	for (int i = 0; i < 400 && after_shallow < 10; i++) {
 		const struct perch_thread *th;
-		int recurse = 0;
+		int recurse = sample_deep(t, &s, &th);
 
-		assert_int_equal(target_sample(t, &s), 0);
-		th = thread_named(&s, "deep-0");
-		assert_non_null(th);
-		for (size_t k = 0; k < th->nframes; k++)
-			recurse += strcmp(th->frames[k].func, "recurse") == 0;
-		assert_true(th->complete);
-		assert_true(ends_at_thread_root(th));
 		if (recurse == 1000) {
 			deep++;
 			after_shallow += was_shallow;
