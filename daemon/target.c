@@ -530,13 +530,11 @@ static uint64_t stack_end_of(void *ctx, uint64_t sp)
 static int capture_blocked(struct target *t, struct tstate *ts,
 			   const struct procfs_syscall *sc)
 {
-	uint64_t after = 0, end = stack_end_of(t, sc->sp);
+	uint64_t after = 0;
 	int rc;
 
-	rc = tracer_copy_blocked(ts->tid, sc->sp, sc->pc,
-				 tracer_copy_len(sc->sp, ts->copy_len, ts->copy_end,
-						 t->opts.max_stack_copy, end),
-				 end, &ts->snap);
+	rc = tracer_copy_blocked(ts->tid, sc->sp, sc->pc, ts->copy_len, ts->copy_end,
+				 t->opts.max_stack_copy, stack_end_of(t, sc->sp), &ts->snap);
 	if (rc < 0)
 		return rc;
 	rc = read_sched(ts, &after, NULL);

@@ -202,8 +202,13 @@ static void finish(struct tracer_job *j, int rc, int deliver)
 	j->done = true;
 }
 
-size_t tracer_copy_len(uint64_t sp, size_t copy_len, uint64_t copy_end, size_t copy_max,
-		       uint64_t end)
+/*
+ * How many bytes of stack to copy from sp: up to copy_end when sp lies below
+ * it by at most copy_max, else copy_len; then bounded by end (the end of
+ * the mapping holding sp, 0 when unknown).
+ */
+static size_t copy_len_at(uint64_t sp, size_t copy_len, uint64_t copy_end, size_t copy_max,
+			  uint64_t end)
 {
 	if (copy_end > sp && copy_end - sp <= copy_max)
 		copy_len = (size_t)(copy_end - sp);
@@ -228,7 +233,7 @@ static void capture(struct tracer_job *j, int deliver)
 	snap->interrupted_syscall = deliver == 0 && (int64_t)snap->regs.orig_rax >= 0 &&
 				    (int64_t)snap->regs.rax == -EINTR;
 	end = j->stack_end ? j->stack_end(j->ctx, snap->regs.rsp) : 0;
-	copy_len = tracer_copy_len(snap->regs.rsp, copy_len, j->copy_end, j->copy_max, end);
+	copy_len = copy_len_at(snap->regs.rsp, copy_len, j->copy_end, j->copy_max, end);
 	finish(j, copy_stack(j->tid, snap->regs.rsp, copy_len, snap), deliver);
 }
 
@@ -479,7 +484,8 @@ int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
 }
 
 int tracer_copy_blocked(pid_t tid, uint64_t sp, uint64_t pc, size_t copy_len,
-			uint64_t stack_end, struct thread_snapshot *snap)
+			uint64_t copy_end, size_t copy_max, uint64_t stack_end,
+			struct thread_snapshot *snap)
 {
 	memset(&snap->regs, 0, sizeof snap->regs);
 	snap->regs.rsp = sp;
@@ -490,9 +496,7 @@ int tracer_copy_blocked(pid_t tid, uint64_t sp, uint64_t pc, size_t copy_len,
 	snap->pause_ns = 0;
 	snap->signals_reinjected = 0;
 	snap->stack_len = 0;
-	if (stack_end > sp && stack_end - sp < copy_len)
-		copy_len = (size_t)(stack_end - sp);
-	return copy_stack(tid, sp, copy_len, snap);
+	return copy_stack(tid, sp, copy_len_at(sp, copy_len, copy_end, copy_max, stack_end), snap);
 }
 
 void thread_snapshot_free(struct thread_snapshot *snap)

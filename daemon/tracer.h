@@ -77,7 +77,8 @@ struct tracer_job {
 	/*
 	 * Where the thread's last unwind ended (0 when unknown): a stack
 	 * pointer below it by at most copy_max bytes gets exactly
-	 * [sp, copy_end) copied instead of copy_len bytes (tracer_copy_len).
+	 * [sp, copy_end) copied instead of copy_len bytes; either is bounded by
+	 * the end of the mapping holding sp.
 	 */
 	uint64_t copy_end;
 	size_t copy_max;
@@ -86,14 +87,6 @@ struct tracer_job {
 	int rc;				/* once done: 0 or a negative errno */
 	uint64_t t0;			/* when the interrupt was sent */
 };
-
-/*
- * How many bytes of stack to copy from sp: up to copy_end when sp lies below
- * it by at most copy_max, else copy_len; then bounded by end (the end of
- * the mapping holding sp, 0 when unknown).
- */
-size_t tracer_copy_len(uint64_t sp, size_t copy_len, uint64_t copy_end, size_t copy_max,
-		       uint64_t end);
 
 /*
  * Seizes and interrupts the job's thread.  Returns 0 (the job is pending)
@@ -133,10 +126,12 @@ int tracer_capture(pid_t tid, unsigned int flags, size_t copy_len,
  * Copies the stack of a thread blocked in a system call without stopping it:
  * rip and rsp come from /proc/PID/task/TID/syscall, the stack is stable while
  * the thread stays blocked.  The caller checks afterwards that the thread did
- * not run meanwhile.
+ * not run meanwhile.  The length is chosen as a stop's (copy_len, copy_end,
+ * copy_max: struct tracer_job), bounded by stack_end (0: unknown).
  */
 int tracer_copy_blocked(pid_t tid, uint64_t sp, uint64_t pc, size_t copy_len,
-			uint64_t stack_end, struct thread_snapshot *snap);
+			uint64_t copy_end, size_t copy_max, uint64_t stack_end,
+			struct thread_snapshot *snap);
 
 /*
  * Gives the calling (sampling) thread real-time priority (SCHED_FIFO 1), or
