@@ -243,20 +243,20 @@ echo
 # Where perchd's time goes in the worst miss: one more run, perchd under perf.
 if [ -n "$worst" ]; then
 	nthreads=${worst%%:*} hz=${worst#*:}
+	# One burner of SECONDS s under perch, to its end.
+	recorded_burner() {
+		"$burner" --threads "$nthreads" --seconds "$1" >"$work/burner.out" &
+		bpid=$!
+		wait_line "$work/burner.out" ready 10
+		"$perch" record -p "$bpid" -r "$hz" --json --no-autostart >/dev/null 2>&1
+		wait "$bpid"
+	}
 	perchd_perf_start "$work/perchd.data" || echo "(perchd did not start under perf)"
 	# A first session, not recorded by perf: the measured runs' perchd had
 	# the burner's symbols loaded (lib.sh, perchd_perf_start).
-	"$burner" --threads "$nthreads" --seconds 1 >"$work/burner.out" &
-	bpid=$!
-	wait_line "$work/burner.out" ready 10
-	"$perch" record -p "$bpid" -r "$hz" --json --no-autostart >/dev/null 2>&1
-	wait "$bpid"
+	recorded_burner 1
 	perchd_perf_enable || echo "(perf did not start recording perchd)"
-	"$burner" --threads "$nthreads" --seconds "$secs" >"$work/burner.out" &
-	bpid=$!
-	wait_line "$work/burner.out" ready 10
-	"$perch" record -p "$bpid" -r "$hz" --json --no-autostart >/dev/null 2>&1
-	wait "$bpid"
+	recorded_burner "$secs"
 	perchd_perf_stop
 	echo "perchd's own profile during one more run of the worst miss ($nthreads threads," \
 		"$hz Hz; perchd started under \`perf record -F 999 -g\`, recording from the" \
