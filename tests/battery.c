@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/eventfd.h>
 #include <sys/mount.h>
 #include <time.h>
 #include <unistd.h>
@@ -169,10 +172,16 @@ struct load_stats {
 	long rss_start, rss_quarter, rss_end, rss_max;
 	double cpu_percent, secs;
 	double others;		/* CPUs used by processes not ours */
+	double stolen;		/* CPUs the hypervisor took (steal) */
+	long probe_due, probe_late;	/* the machine's own lateness (struct probe) */
+	bool probe_fifo;
 };
 
-/* Busy clock ticks of the whole machine, from /proc/stat. */
-static unsigned long long machine_busy(void)
+/*
+ * Busy clock ticks of the whole machine, from /proc/stat, or with steal only
+ * the ticks the hypervisor took from its CPUs.
+ */
+static unsigned long long machine_ticks(bool steal)
 {
 	unsigned long long v[8] = { 0 };
 	FILE *f = fopen("/proc/stat", "r");
@@ -184,7 +193,7 @@ static unsigned long long machine_busy(void)
 		memset(v, 0, sizeof v);
 	fclose(f);
 	/* user nice system [idle iowait] irq softirq steal */
-	return v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+	return steal ? v[7] : v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
 }
 
 /* Clock ticks used by the battery, its daemon and its targets. */
@@ -199,6 +208,94 @@ static unsigned long long ours(const struct world *w, const struct params *p,
 }
 
 /*
+ * The machine's own lateness, measured beside perch's: a thread scheduled as
+ * perch's samplers are (SCHED_FIFO 1 where allowed) that wakes at 99 Hz and,
+ * as a tick that stops a thread does, wakes an ordinary thread and waits for
+ * its answer.  A tick is late as perch counts it: answered more than half a
+ * period after it was due; the ticks a stall skipped are late too.  On a
+ * virtual machine whose host is busy, both CPUs can stall for tens of ms
+ * (steal time): every session is late then, and so is the probe.
+ */
+struct probe {
+	pthread_t tick, echo;
+	int ask, answer;	/* eventfds: tick -> echo, echo -> tick */
+	atomic_bool stop;
+	bool fifo;
+	long due, late;		/* ticks due, and late or skipped */
+};
+
+static void *probe_echo(void *arg)
+{
+	struct probe *pr = arg;
+	uint64_t v;
+
+	/* Always answers, so that the tick never waits for an echo gone. */
+	while (read(pr->ask, &v, sizeof v) == sizeof v)
+		if (write(pr->answer, &v, sizeof v) != sizeof v || atomic_load(&pr->stop))
+			break;
+	return NULL;
+}
+
+static void *probe_tick(void *arg)
+{
+	struct probe *pr = arg;
+	struct sched_param sp = { .sched_priority = 1 };
+	const unsigned long long period = 1000000000ull / 99;
+	unsigned long long due = mono_ns() + period;
+	uint64_t v = 1;
+
+	pr->fifo = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0;
+	while (!atomic_load(&pr->stop)) {
+		struct timespec ts = { (time_t)(due / 1000000000ull), (long)(due % 1000000000ull) };
+		unsigned long long now;
+
+		clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		if (write(pr->ask, &v, sizeof v) != sizeof v ||
+		    read(pr->answer, &v, sizeof v) != sizeof v)
+			break;
+		now = mono_ns();
+		pr->due++;
+		if (now > due + period / 2) {
+			unsigned long long missed = (now - due) / period;
+
+			pr->late += 1 + (long)missed;
+			pr->due += (long)missed;
+			due += missed * period;
+		}
+		due += period;
+	}
+	return NULL;
+}
+
+static bool probe_start(struct probe *pr)
+{
+	*pr = (struct probe){ .ask = eventfd(0, 0), .answer = eventfd(0, 0) };
+	if (pr->ask < 0 || pr->answer < 0 ||
+	    pthread_create(&pr->echo, NULL, probe_echo, pr) != 0)
+		return false;
+	if (pthread_create(&pr->tick, NULL, probe_tick, pr) != 0) {
+		pthread_cancel(pr->echo);
+		pthread_join(pr->echo, NULL);
+		return false;
+	}
+	return true;
+}
+
+static void probe_stop(struct probe *pr)
+{
+	uint64_t v = 1;
+
+	atomic_store(&pr->stop, true);
+	pthread_join(pr->tick, NULL);
+	/* The echo waits for an ask; this one it answers and leaves. */
+	if (write(pr->ask, &v, sizeof v) != sizeof v)
+		pthread_cancel(pr->echo);
+	pthread_join(pr->echo, NULL);
+	close(pr->ask);
+	close(pr->answer);
+}
+
+/*
  * Watches the daemon while the sessions run, from when all have samples
  * until just before the first of them ends (first_ns + load_s).
  */
@@ -208,17 +305,25 @@ static bool watch_load(struct world *w, const struct params *p, const struct loa
 	double end = p->load_s - 1 - (double)(mono_ns() - first_ns) / 1e9;
 	long hz = sysconf(_SC_CLK_TCK);
 	unsigned long long t0 = mono_ns(), cpu0 = world_cpu_ticks(w->daemon);
-	unsigned long long busy0 = machine_busy(), ours0 = ours(w, p, t);
+	unsigned long long busy0 = machine_ticks(false), ours0 = ours(w, p, t);
+	unsigned long long steal0 = machine_ticks(true);
 	double next_print = p->load_s / 10;
+	struct probe pr;
 
+	if (!probe_start(&pr)) {
+		world_fail("cannot start the lateness probe: %s", strerror(errno));
+		return false;
+	}
 	s->rss_start = s->rss_max = world_rss_kib(w->daemon);
 	s->rss_quarter = -1;
 	for (;;) {
 		double secs = (double)(mono_ns() - t0) / 1e9;
 		long rss = world_rss_kib(w->daemon);
 
-		if (!world_daemon_alive(w) || battery_stop)
+		if (!world_daemon_alive(w) || battery_stop) {
+			probe_stop(&pr);
 			return false;
+		}
 		s->rss_max = rss > s->rss_max ? rss : s->rss_max;
 		if (s->rss_quarter < 0 && secs >= end / 4)
 			s->rss_quarter = rss;
@@ -234,20 +339,31 @@ static bool watch_load(struct world *w, const struct params *p, const struct loa
 			s->rss_end = rss;
 			s->cpu_percent = 100.0 * (double)(world_cpu_ticks(w->daemon) - cpu0) /
 					 (double)hz / secs;
-			s->others = ((double)(machine_busy() - busy0) -
+			s->others = ((double)(machine_ticks(false) - busy0) -
 				     (double)(ours(w, p, t) - ours0)) / (double)hz / secs;
+			s->stolen = (double)(machine_ticks(true) - steal0) / (double)hz / secs;
+			probe_stop(&pr);
+			s->probe_due = pr.due;
+			s->probe_late = pr.late;
+			s->probe_fifo = pr.fifo;
 			return true;
 		}
 		world_sleep_ms(250);
 	}
 }
 
-/* Every session complete, the right number of ticks, late ≤ 1 %. */
-static void check_load_sessions(struct world *w, const struct params *p,
-				const struct load_target *t, const struct load_stats *s)
+/*
+ * Every session complete, the right number of ticks, late ≤ 1 % beyond what
+ * the machine itself made late (the probe's share).  True, nothing failed,
+ * when only lateness was out of bounds on a machine seen stalling and retry
+ * allows the load to run again.
+ */
+static bool check_load_sessions(struct world *w, const struct params *p,
+				const struct load_target *t, const struct load_stats *s,
+				bool retry)
 {
 	int64_t samples = 0, late = 0, eintr = 0;
-	double worst = 0;
+	double worst = 0, pct, machine;
 	sqlite3 *db;
 
 	for (int i = 0; i < p->load_targets; i++) {
@@ -279,21 +395,35 @@ static void check_load_sessions(struct world *w, const struct params *p,
 		eintr += world_q_int(db, "SELECT eintr_caused FROM sessions WHERE id = ?1",
 				     t[i].id);
 	sqlite3_close(db);
+	pct = samples + late ? 100.0 * (double)late / (double)(samples + late) : 0;
+	machine = s->probe_due ? 100.0 * (double)s->probe_late / (double)s->probe_due : 0;
 	printf("  %d sessions: %" PRId64 " ticks, %" PRId64 " late (%.3f %%; worst session"
 	       " %.2f %%); EINTRs perch counts as its own: %" PRId64 "\n", p->load_targets,
-	       samples, late, samples + late ? 100.0 * (double)late / (double)(samples + late) : 0,
-	       worst, eintr);
-	if (samples + late > 0 && 100 * late > samples + late) {
-		if (battery_sanitized)
-			printf("  (late > 1 %% not checked under the sanitizers: it measures ASan)\n");
-		else if (s->others > 0.5)
-			printf("  (late > 1 %% not checked: other processes kept %.2f CPUs busy,"
-			       " and a target thread waiting for a CPU delays its stop)\n",
-			       s->others);
-		else
-			world_fail("%.2f %% of the ticks were late (bound: 1 %%)",
-				   100.0 * (double)late / (double)(samples + late));
+	       samples, late, pct, worst, eintr);
+	printf("  the machine's own: %ld of %ld probe ticks late (%.3f %%, %s); hypervisor"
+	       " steal %.3f CPUs\n", s->probe_late, s->probe_due, machine,
+	       s->probe_fifo ? "SCHED_FIFO" : "not real-time", s->stolen);
+	/*
+	 * A stall of the machine makes every session's tick late and the
+	 * probe's alike: what perch adds beyond the probe is bounded.
+	 */
+	if (pct <= 1 + machine)
+		return false;
+	if (battery_sanitized) {
+		printf("  (late > 1 %% not checked under the sanitizers: it measures ASan)\n");
+	} else if (s->others > 0.5) {
+		printf("  (late > 1 %% not checked: other processes kept %.2f CPUs busy,"
+		       " and a target thread waiting for a CPU delays its stop)\n", s->others);
+	} else if (retry && (s->probe_late > 0 || s->stolen > 0.005)) {
+		/* A stalling machine need not stall the probe as often as perch. */
+		printf("  %.2f %% of the ticks were late, %.2f %% of the probe's, and the machine"
+		       " stalled: once more\n", pct, machine);
+		return true;
+	} else {
+		world_fail("%.2f %% of the ticks were late, %.2f %% of the probe's"
+			   " (bound: 1 point more than the probe's)", pct, machine);
 	}
+	return false;
 }
 
 static void stop_load(const struct params *p, struct load_target *t)
@@ -312,18 +442,21 @@ static void stop_load(const struct params *p, struct load_target *t)
 	printf("  EINTRs the event loops saw: %ld\n", eintr);
 }
 
-static void phase_load(struct world *w, const struct params *p)
+/* One run of the load; true when it is to run again (check_load_sessions). */
+static bool load_once(struct world *w, const struct params *p, bool retry)
 {
 	struct load_target *t = calloc((size_t)p->load_targets, sizeof *t);
 	struct load_stats s = { 0 };
 	unsigned long long first_ns;
+	bool again = false;
 
 	if (t == NULL)
 		abort();
-	if (world_phase(w, "load", NULL) < 0 || world_daemon_start(w) < 0) {
+	if (world_phase(w, retry ? "load" : "load-again", NULL) < 0 ||
+	    world_daemon_start(w) < 0) {
 		world_fail("cannot start perchd");
 		free(t);
-		return;
+		return false;
 	}
 	printf("  %d targets (epollwait --threads 16 --tick-us %ld) at 99 Hz for %.0f s\n",
 	       p->load_targets, p->load_tick_us, p->load_s);
@@ -342,7 +475,7 @@ static void phase_load(struct world *w, const struct params *p)
 			 s.rss_end - s.rss_quarter > s.rss_quarter / 10)
 			world_fail("perchd RSS grew from %ld to %ld KiB after the first quarter",
 				   s.rss_quarter, s.rss_end);
-		check_load_sessions(w, p, t, &s);
+		again = check_load_sessions(w, p, t, &s, retry);
 	} else {
 		world_fail("the load did not run to its end");
 	}
@@ -351,6 +484,13 @@ static void phase_load(struct world *w, const struct params *p)
 	if (world_daemon_stop(w) < 0)
 		world_fail("perchd did not stop cleanly");
 	free(t);
+	return again;
+}
+
+static void phase_load(struct world *w, const struct params *p)
+{
+	if (load_once(w, p, true))
+		load_once(w, p, false);
 }
 
 /* ---- readers: clients querying while the daemon writes --------------------- */
