@@ -293,11 +293,20 @@ int ksample_take(struct ksampler *k, uint64_t due_ns, struct thread_snapshot *sn
 			k->seen = v;
 			upto = pos;
 		}
-		if (h.type == PERF_RECORD_SAMPLE && !after) {
-			newest = pos + sizeof h + sizeof time;
-			newest_size = h.size - sizeof h - sizeof time;
-			found = true;
-			/* A sample is taken on a CPU: the count starts again from it. */
+		if (h.type == PERF_RECORD_SAMPLE) {
+			if (!after) {
+				newest = pos + sizeof h + sizeof time;
+				newest_size = h.size - sizeof h - sizeof time;
+				found = true;
+			}
+			/*
+			 * A sample is taken on a CPU: the thread runs then, even
+			 * after lost records (a running thread's ring overflows
+			 * when ticks stall, and without this it would stay unknown,
+			 * read and stopped at every tick, until it next switched),
+			 * and the count starts again from it.
+			 */
+			v.state = KSAMPLE_RUNNING;
 			v.ran_ns = 0;
 			v.on_since = time;
 			v.ran_known = true;

@@ -68,7 +68,7 @@ enum ksample_state {
 	KSAMPLE_RUNNING,	/* on a CPU */
 	KSAMPLE_WAITING,	/* switched out runnable: waits for a CPU */
 	KSAMPLE_ASLEEP,		/* switched out to sleep, or stopped */
-	KSAMPLE_UNKNOWN,	/* records were lost: read its state */
+	KSAMPLE_UNKNOWN,	/* records were lost, none since tells: read its state */
 };
 
 /* What one look at the ring found. */

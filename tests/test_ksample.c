@@ -444,6 +444,83 @@ static void test_full_ring_unknown(void **state)
 	finish(&s, th, pipefd);
 }
 
+/* The thread's context switches so far (/proc), -1 when unreadable. */
+static long ctx_switches(int tid)
+{
+	char path[64], line[128];
+	long n = 0, v;
+	int found = 0;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%d/status", tid);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "voluntary_ctxt_switches: %ld", &v) == 1 ||
+		    sscanf(line, "nonvoluntary_ctxt_switches: %ld", &v) == 1) {
+			n += v;
+			found++;
+		}
+	fclose(f);
+	return found == 2 ? n : -1;
+}
+
+/*
+ * A running thread's ring overflowed (its looks kept apart by a stall) and
+ * was emptied: the lost record the kernel writes once there is room says
+ * switches may be missing, but a sample after it was taken on a CPU, so the
+ * next look knows the thread runs without waiting for a switch that a
+ * spinning thread may never make (until then it would be read, and
+ * stopped, at every tick).
+ */
+static void test_sample_after_lost_running(void **state)
+{
+	struct thread_snapshot snap = { 0 };
+	struct ksampler *k = NULL;
+	struct ksample_look look;
+	static struct spinner s;
+	int pipefd[2], tid;
+	bool judged = false;
+	pthread_t th;
+
+	(void)state;
+	start(&s, &th, pipefd);
+	tid = atomic_load(&s.tid);
+	if (!allowed(ksample_open(tid, 1 * MS, 4096, &k))) {
+		finish(&s, th, pipefd);
+		return;
+	}
+	ksample_assume(k, KSAMPLE_RUNNING);
+	/*
+	 * Judged on a window in which the thread did not switch (a switch
+	 * record would tell its state without the samples); tried again when
+	 * it did, as a busy machine makes it.
+	 */
+	for (int i = 0; i < 20 && !judged; i++) {
+		long sw;
+
+		usleep(100000);
+		/* Full, and emptied by this look. */
+		assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 1);
+		assert_int_equal(look.at_due, KSAMPLE_UNKNOWN);
+		/* Still spinning: a lost record, then samples, before the ring (7) fills. */
+		sw = ctx_switches(tid);
+		usleep(3000);
+		assert_true(ksample_take(k, now_ns(), &snap, &look) >= 0);
+		judged = sw >= 0 && ctx_switches(tid) == sw && ksample_lost(k) > 0;
+		if (!judged)
+			print_message("window %d: the thread switched: tried again\n", i);
+	}
+	assert_true(judged);
+	assert_int_equal(look.at_due, KSAMPLE_RUNNING);
+	assert_int_equal(look.now, KSAMPLE_RUNNING);
+	assert_true(look.ran_ns != KSAMPLE_RAN_UNKNOWN);
+	ksample_close(k);
+	thread_snapshot_free(&snap);
+	finish(&s, th, pipefd);
+}
+
 /* Sizes: rounded up to whole words, capped where the kernel's record ends. */
 static void test_stack_sizes_and_errors(void **state)
 {
@@ -477,6 +554,7 @@ int main(void)
 		cmocka_unit_test(test_state_at_due_time),
 		cmocka_unit_test(test_time_on_cpu_since_sample),
 		cmocka_unit_test(test_full_ring_unknown),
+		cmocka_unit_test(test_sample_after_lost_running),
 		cmocka_unit_test(test_stack_sizes_and_errors),
 	};
 
