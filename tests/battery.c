@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "battery.h"
+#include "machine_ticks.h"
 #include "spawn.h"
 
 #ifdef PERCH_BATTERY_SANITIZED
@@ -176,25 +177,6 @@ struct load_stats {
 	long probe_due, probe_late;	/* the machine's own lateness (struct probe) */
 	bool probe_fifo;
 };
-
-/*
- * Busy clock ticks of the whole machine, from /proc/stat, or with steal only
- * the ticks the hypervisor took from its CPUs.
- */
-static unsigned long long machine_ticks(bool steal)
-{
-	unsigned long long v[8] = { 0 };
-	FILE *f = fopen("/proc/stat", "r");
-
-	if (f == NULL)
-		return 0;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-		   &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
-		memset(v, 0, sizeof v);
-	fclose(f);
-	/* user nice system [idle iowait] irq softirq steal */
-	return steal ? v[7] : v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
-}
 
 /* Clock ticks used by the battery, its daemon and its targets. */
 static unsigned long long ours(const struct world *w, const struct params *p,

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ksample.h"
+#include "machine_ticks.h"
 #include "switchwatch.h"
 
 #define MS (1000 * 1000ull)
@@ -293,26 +294,6 @@ static uint64_t diff(uint64_t a, uint64_t b)
 }
 
 /*
- * Clock ticks the hypervisor took from this virtual machine's CPUs (steal in
- * /proc/stat), 0 where not reported.  A thread's CPU clock leaves stolen time
- * out; the switch records, stamped by the perf clock, count it as time on a
- * CPU.
- */
-static unsigned long long steal_ticks(void)
-{
-	unsigned long long v[8] = { 0 };
-	FILE *f = fopen("/proc/stat", "r");
-
-	if (f == NULL)
-		return 0;
-	if (fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
-		   &v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
-		v[7] = 0;
-	fclose(f);
-	return v[7];
-}
-
-/*
  * The time on a CPU since the newest sample, from the switch records: what
  * tells a thread not yet due for a sample from one the kernel throttled.
  * Against the thread's own CPU clock: spinning with no sample due (a 10-s
@@ -340,18 +321,20 @@ static void test_time_on_cpu_since_sample(void **state)
 	assert_true(look.ran_ns == KSAMPLE_RAN_UNKNOWN);
 	/*
 	 * Measured again (up to 5 times) only when the hypervisor stole time
-	 * in the window: the ring then counts more than the thread's clock
-	 * (a CI run of 2026-11-27 saw 63 ms against 30).
+	 * in the window: the ring then counts more than the thread's clock,
+	 * as the perf clock that stamps the switch records counts stolen
+	 * time and a thread's CPU clock leaves it out (a CI run of
+	 * 2026-11-27 saw 63 ms against 30).
 	 */
 	for (int attempt = 1;; attempt++) {
-		unsigned long long stolen = steal_ticks();
+		unsigned long long stolen = machine_ticks(true);
 
 		ksample_assume(k, KSAMPLE_RUNNING);
 		cpu0 = thread_cpu_ns(th);
 		usleep(60000);
 		assert_int_equal(ksample_take(k, now_ns(), &snap, &look), 0);
 		cpu1 = thread_cpu_ns(th);
-		stolen = steal_ticks() - stolen;
+		stolen = machine_ticks(true) - stolen;
 		print_message("spinning: %.2f ms on a CPU by the ring, %.2f by the thread's clock,"
 			      " %llu ticks stolen\n", (double)look.ran_ns / 1e6,
 			      (double)(cpu1 - cpu0) / 1e6, stolen);
