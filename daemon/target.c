@@ -938,7 +938,7 @@ static bool kernel_copy_wrong(const struct tstate *ts)
  * 99 Hz (docs/DESIGN.md, "Running threads: kernel samples").
  */
 static bool kernel_settle(struct target *t, struct tstate *ts, int rc,
-			  const struct ksample_look *look)
+			  const struct ksample_look *look, uint64_t period_ns)
 {
 	bool due;
 
@@ -949,7 +949,7 @@ static bool kernel_settle(struct target *t, struct tstate *ts, int rc,
 		return true;
 	}
 	if (look->ran_ns != KSAMPLE_RAN_UNKNOWN)
-		due = look->ran_ns < KERNEL_OVERDUE * ksample_period_ns(ts->ks);
+		due = look->ran_ns < KERNEL_OVERDUE * period_ns;
 	else
 		due = mono_ns() - ts->ks_last_ns < KERNEL_WAIT_MAX_NS;
 	if (rc == 0 && due) {
@@ -1016,7 +1016,7 @@ static bool take_kernel_sample(struct target *t, struct tstate *ts)
 	/* kernel_look took one before finding that it had to read the thread. */
 	if (rc == 0 && ts->ks_held)
 		rc = 1;
-	if (kernel_settle(t, ts, rc, &look))
+	if (kernel_settle(t, ts, rc, &look, ksample_period_ns(ts->ks)))
 		return true;
 	/* Stopped now: the next wait counts from here. */
 	ts->ks_last_ns = mono_ns();
@@ -1042,6 +1042,7 @@ static bool take_kernel_sample(struct target *t, struct tstate *ts)
 static bool kernel_look(struct target *t, struct tstate *ts)
 {
 	struct ksample_look look;
+	uint64_t period_ns;
 	int rc;
 
 	ts->ks_held = false;
@@ -1050,10 +1051,14 @@ static bool kernel_look(struct target *t, struct tstate *ts)
 		return false;
 	rc = ksample_take(ts->ks, t->due_ns, &ts->snap, &look);
 	ts->ks_held = rc > 0;
+	period_ns = ksample_period_ns(ts->ks);
 	/*
 	 * Its copy is the wrong size for its stack: opened again for the next
 	 * ticks, after this look (a new sampler knows nothing of the thread's
-	 * past, and this tick's state is in the old one's ring).
+	 * past, and this tick's state is in the old one's ring).  The opening
+	 * fails for a thread that is exiting, and then it has none: nothing
+	 * below may use ts->ks (perchd crashed here on a target killed 16 ms
+	 * after its first sample, a CI run of 2026-11-27).
 	 */
 	if (kernel_copy_wrong(ts)) {
 		ksample_close(ts->ks);
@@ -1078,7 +1083,7 @@ static bool kernel_look(struct target *t, struct tstate *ts)
 	 * only time on a CPU).
 	 */
 	ts->st.state = look.at_due == KSAMPLE_WAITING ? 'W' : 'R';
-	if (!kernel_settle(t, ts, rc, &look))
+	if (!kernel_settle(t, ts, rc, &look, period_ns))
 		/* To be stopped: read first, as any thread to be stopped is. */
 		return false;
 	t->running++;
