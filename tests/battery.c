@@ -337,12 +337,12 @@ static bool watch_load(struct world *w, const struct params *p, const struct loa
 /*
  * Every session complete, the right number of ticks, late ≤ 1 % beyond what
  * the machine itself made late (the probe's share).  True, nothing failed,
- * when only lateness was out of bounds on a machine seen stalling and retry
- * allows the load to run again.
+ * when only lateness was out of bounds on a machine seen stalling and
+ * may_retry allows the load to run again.
  */
 static bool check_load_sessions(struct world *w, const struct params *p,
 				const struct load_target *t, const struct load_stats *s,
-				bool retry)
+				bool may_retry)
 {
 	int64_t samples = 0, late = 0, eintr = 0;
 	double worst = 0, pct, machine;
@@ -396,7 +396,7 @@ static bool check_load_sessions(struct world *w, const struct params *p,
 	} else if (s->others > 0.5) {
 		printf("  (late > 1 %% not checked: other processes kept %.2f CPUs busy,"
 		       " and a target thread waiting for a CPU delays its stop)\n", s->others);
-	} else if (retry && (s->probe_late > 0 || s->stolen > 0.005)) {
+	} else if (may_retry && (s->probe_late > 0 || s->stolen > 0.005)) {
 		/* A stalling machine need not stall the probe as often as perch. */
 		printf("  %.2f %% of the ticks were late, %.2f %% of the probe's, and the machine"
 		       " stalled: once more\n", pct, machine);
@@ -424,8 +424,11 @@ static void stop_load(const struct params *p, struct load_target *t)
 	printf("  EINTRs the event loops saw: %ld\n", eintr);
 }
 
-/* One run of the load; true when it is to run again (check_load_sessions). */
-static bool load_once(struct world *w, const struct params *p, bool retry)
+/*
+ * One run of the load, the first when may_retry; true when it is to run
+ * again (check_load_sessions).
+ */
+static bool load_once(struct world *w, const struct params *p, bool may_retry)
 {
 	struct load_target *t = calloc((size_t)p->load_targets, sizeof *t);
 	struct load_stats s = { 0 };
@@ -434,7 +437,7 @@ static bool load_once(struct world *w, const struct params *p, bool retry)
 
 	if (t == NULL)
 		abort();
-	if (world_phase(w, retry ? "load" : "load-again", NULL) < 0 ||
+	if (world_phase(w, may_retry ? "load" : "load-again", NULL) < 0 ||
 	    world_daemon_start(w) < 0) {
 		world_fail("cannot start perchd");
 		free(t);
@@ -457,7 +460,7 @@ static bool load_once(struct world *w, const struct params *p, bool retry)
 			 s.rss_end - s.rss_quarter > s.rss_quarter / 10)
 			world_fail("perchd RSS grew from %ld to %ld KiB after the first quarter",
 				   s.rss_quarter, s.rss_end);
-		again = check_load_sessions(w, p, t, &s, retry);
+		again = check_load_sessions(w, p, t, &s, may_retry);
 	} else {
 		world_fail("the load did not run to its end");
 	}
